@@ -1,0 +1,32 @@
+package v1alpha1
+
+import "sort"
+
+// IsAutoErrand reports whether the QuarksJob is a one-off (once or done).
+func (q *QuarksJob) IsAutoErrand() bool {
+	return q.Spec.Trigger.Strategy == StrategyOnce || q.Spec.Trigger.Strategy == StrategyDone
+}
+
+// OutputVersionsToKeep is how many versions of each versioned output Secret
+// are kept.
+func (o *Output) OutputVersionsToKeep() int {
+	if o == nil || o.VersionsToKeep == nil {
+		return DefaultVersionsToKeep
+	}
+	return int(*o.VersionsToKeep)
+}
+
+// DefaultVersionsToKeep is the default of output.versionsToKeep.
+const DefaultVersionsToKeep = 5
+
+// Files returns the file names each container declares, for AnnotationOutputFiles.
+func (m OutputMap) Files() map[string][]string {
+	files := make(map[string][]string, len(m))
+	for container, outputs := range m {
+		for file := range outputs {
+			files[container] = append(files[container], file)
+		}
+		sort.Strings(files[container])
+	}
+	return files
+}

@@ -1,0 +1,283 @@
+package v1alpha1
+
+import (
+	batchv1 "k8s.io/api/batch/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Strategy says when a QuarksJob runs.
+// +kubebuilder:validation:Enum=manual;now;once;done
+type Strategy string
+
+const (
+	// StrategyManual is an errand at rest: nothing runs until a user sets "now".
+	StrategyManual Strategy = "manual"
+	// StrategyNow runs the errand once; the controller sets the strategy back to "manual".
+	StrategyNow Strategy = "now"
+	// StrategyOnce runs the job once (at creation, or when set again); the
+	// controller then sets the strategy to "done".
+	StrategyOnce Strategy = "once"
+	// StrategyDone is a one-off that has been started. Only a change of the
+	// referenced configuration (with updateOnConfigChange) runs it again.
+	StrategyDone Strategy = "done"
+)
+
+// PersistenceMethod says how an output file becomes Secrets.
+// +kubebuilder:validation:Enum=one-to-one;fan-out
+type PersistenceMethod string
+
+const (
+	// PersistOneToOne writes the whole file into one Secret named after the output.
+	PersistOneToOne PersistenceMethod = "one-to-one"
+	// PersistFanOut writes each top-level key of the file into its own Secret,
+	// named "<name>-<key>", holding the key's value under the key "value".
+	PersistFanOut PersistenceMethod = "fan-out"
+)
+
+// OutputType is the format of output files.
+// +kubebuilder:validation:Enum=json
+type OutputType string
+
+// OutputTypeJSON is the only output format: a flat JSON object of string values.
+const OutputTypeJSON OutputType = "json"
+
+// Trigger decides when the QuarksJob runs.
+type Trigger struct {
+	// strategy is manual, now, once or done. See the Strategy constants.
+	// +required
+	Strategy Strategy `json:"strategy"`
+}
+
+// SecretOptions says which Secret an output file becomes.
+type SecretOptions struct {
+	// name of the Secret. With versioned, each run writes "<name>-v<N>"; with
+	// fan-out, each key becomes "<name>-<key>".
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// secretLabels are added to the Secret, besides the output's secretLabels.
+	// +optional
+	AdditionalSecretLabels map[string]string `json:"secretLabels,omitempty"`
+
+	// secretAnnotations are added to the Secret.
+	// +optional
+	AdditionalSecretAnnotations map[string]string `json:"secretAnnotations,omitempty"`
+
+	// versioned makes each run create an immutable Secret "<name>-v<N>".
+	// +optional
+	Versioned bool `json:"versioned,omitempty"`
+
+	// persistencemethod is one-to-one (default) or fan-out.
+	// +optional
+	PersistenceMethod PersistenceMethod `json:"persistencemethod,omitempty"`
+}
+
+// FilesToSecrets maps output file names to the Secret each becomes.
+type FilesToSecrets map[string]SecretOptions
+
+// OutputMap maps container names to their output files.
+type OutputMap map[string]FilesToSecrets
+
+// Output says which files the job's containers write into /mnt/quarks and
+// which Secrets they become.
+type Output struct {
+	// outputMap maps container name → file name → Secret.
+	// +required
+	OutputMap OutputMap `json:"outputMap"`
+
+	// outputType is the format of the files; only json is supported.
+	// +optional
+	// +kubebuilder:default=json
+	OutputType OutputType `json:"outputType,omitempty"`
+
+	// secretLabels are added to every output Secret.
+	// +optional
+	SecretLabels map[string]string `json:"secretLabels,omitempty"`
+
+	// writeOnFailure persists the output of containers that exited with a
+	// non-zero code too.
+	// +optional
+	WriteOnFailure bool `json:"writeOnFailure,omitempty"`
+
+	// versionsToKeep is how many versions of each versioned Secret are kept;
+	// older ones are deleted. The newest is never deleted.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:default=5
+	VersionsToKeep *int32 `json:"versionsToKeep,omitempty"`
+}
+
+// QuarksJobSpec is the desired state of a QuarksJob.
+// +kubebuilder:validation:XValidation:rule="!has(self.template.spec.template.spec.restartPolicy) || self.template.spec.template.spec.restartPolicy in ['Never', 'OnFailure']",message="template.spec.template.spec.restartPolicy must be Never or OnFailure"
+type QuarksJobSpec struct {
+	// output says which files of the job become Secrets.
+	// +optional
+	Output *Output `json:"output,omitempty"`
+
+	// trigger says when the job runs.
+	// +required
+	Trigger Trigger `json:"trigger"`
+
+	// template is the Job each run creates. Its labels and annotations are
+	// carried to the Job.
+	// +required
+	Template batchv1.JobTemplateSpec `json:"template"`
+
+	// updateOnConfigChange runs a one-off again when the data of a ConfigMap
+	// or Secret its pods reference changes.
+	// +optional
+	UpdateOnConfigChange bool `json:"updateOnConfigChange,omitempty"`
+}
+
+// RunTrigger is what started a run.
+// +kubebuilder:validation:Enum=Now;Once;ConfigChange
+type RunTrigger string
+
+const (
+	// RunTriggerNow is a user setting the strategy to "now".
+	RunTriggerNow RunTrigger = "Now"
+	// RunTriggerOnce is the strategy "once".
+	RunTriggerOnce RunTrigger = "Once"
+	// RunTriggerConfigChange is a change of referenced configuration.
+	RunTriggerConfigChange RunTrigger = "ConfigChange"
+)
+
+// RunResult is the state of a run.
+// +kubebuilder:validation:Enum=Running;Succeeded;Failed
+type RunResult string
+
+const (
+	// RunRunning means the run's Job is active.
+	RunRunning RunResult = "Running"
+	// RunSucceeded means the Job completed and its declared output was persisted.
+	RunSucceeded RunResult = "Succeeded"
+	// RunFailed means the Job failed, was deleted, or its output was not persisted.
+	RunFailed RunResult = "Failed"
+)
+
+// Run is the record of one run.
+type Run struct {
+	// number of the run; runs are numbered from 1.
+	// +required
+	Number int64 `json:"number"`
+
+	// jobName is the name of the run's Job.
+	// +required
+	JobName string `json:"jobName"`
+
+	// trigger is what started the run.
+	// +required
+	Trigger RunTrigger `json:"trigger"`
+
+	// startTime is when the Job was created.
+	// +optional
+	StartTime *metav1.Time `json:"startTime,omitempty"`
+
+	// completionTime is when the run finished.
+	// +optional
+	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+
+	// result is Running, Succeeded or Failed.
+	// +required
+	Result RunResult `json:"result"`
+
+	// message explains the result.
+	// +optional
+	Message string `json:"message,omitempty"`
+
+	// inputsHash is the hash of the referenced configuration the run saw.
+	// +optional
+	InputsHash string `json:"inputsHash,omitempty"`
+}
+
+// OutputSecret is a Secret written by a run.
+type OutputSecret struct {
+	// name of the Secret.
+	// +required
+	Name string `json:"name"`
+
+	// container whose output the Secret holds.
+	// +optional
+	Container string `json:"container,omitempty"`
+
+	// file the Secret was read from.
+	// +optional
+	File string `json:"file,omitempty"`
+
+	// version of a versioned Secret.
+	// +optional
+	Version int64 `json:"version,omitempty"`
+}
+
+// QuarksJobStatus is the observed state of a QuarksJob.
+type QuarksJobStatus struct {
+	// observedGeneration is the generation this status was computed from.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// conditions: RunActive, LastRunSucceeded, WaitingForReferences, OutputPersisted.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// lastRun is the newest run.
+	// +optional
+	LastRun *Run `json:"lastRun,omitempty"`
+
+	// runCount is how many runs were started.
+	// +optional
+	RunCount int64 `json:"runCount,omitempty"`
+
+	// inputsHash is the hash of the referenced configuration seen by the
+	// newest run; a different current hash starts a run when
+	// updateOnConfigChange is set.
+	// +optional
+	InputsHash string `json:"inputsHash,omitempty"`
+
+	// secrets are the output Secrets the newest finished run wrote.
+	// +optional
+	// +listType=atomic
+	Secrets []OutputSecret `json:"secrets,omitempty"`
+
+	// completed is true when the newest finished run succeeded. Kept for
+	// manifests and scripts written for the original QuarksJob.
+	// +optional
+	Completed bool `json:"completed,omitempty"`
+
+	// lastReconcile is when the controller last wrote this status.
+	// +optional
+	LastReconcile *metav1.Time `json:"lastReconcile,omitempty"`
+}
+
+// QuarksJob runs a Job on a trigger and keeps its output in Secrets.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=qjob;qjobs,categories=quarks
+// +kubebuilder:printcolumn:name="Strategy",type=string,JSONPath=`.spec.trigger.strategy`
+// +kubebuilder:printcolumn:name="Last Result",type=string,JSONPath=`.status.lastRun.result`
+// +kubebuilder:printcolumn:name="Runs",type=integer,JSONPath=`.status.runCount`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type QuarksJob struct {
+	metav1.TypeMeta `json:",inline"`
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +required
+	Spec QuarksJobSpec `json:"spec"`
+	// +optional
+	Status QuarksJobStatus `json:"status,omitempty"`
+}
+
+// QuarksJobList is a list of QuarksJobs.
+//
+// +kubebuilder:object:root=true
+type QuarksJobList struct {
+	metav1.TypeMeta `json:",inline"`
+	// +optional
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []QuarksJob `json:"items"`
+}
