@@ -13,4 +13,8 @@ type Result struct {
 	Secrets []qjv1.OutputSecret `json:"secrets,omitempty"`
 	// Problems found, each naming the container, file, key or size.
 	Problems []string `json:"problems,omitempty"`
+	// Pod whose upload this is. An upload from another pod of the same Job
+	// (a retry) replaces this Result, except that a persisted Result is never
+	// replaced by a failed one of another pod.
+	Pod string `json:"pod,omitempty"`
 }
