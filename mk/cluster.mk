@@ -1,0 +1,107 @@
+# The local single-node cluster (tools/cmd/cluster), images built without
+# Docker (tools/cmd/images), and the kind path for machines with Docker.
+# Included by the Makefile. See docs/development.md.
+
+CLUSTER_DIR     := $(BIN)/cluster
+IMAGES_DIR      := $(BIN)/images
+TOOLS_BIN       := $(BIN)/tools
+CLUSTER         := $(TOOLS_BIN)/cluster
+IMAGES          := $(TOOLS_BIN)/images
+COREDNS         := $(TOOLS_BIN)/coredns
+REGISTRY        := 127.0.0.1:5050
+CLUSTER_FLAGS   := --dir $(CLUSTER_DIR) --assets $(KUBE_BIN) --coredns $(COREDNS) --images $(IMAGES_DIR) --registry $(REGISTRY)
+CLUSTER_KUBECONFIG := $(CLUSTER_DIR)/kubeconfig
+
+# Must match the cluster package's SandboxImage.
+PAUSE_IMAGE     := registry.k8s.io/pause:3.10
+BUSYBOX_IMAGE   := docker.io/library/busybox:latest
+IMAGE_REPO      ?= docker.io/cfcontainerization
+IMAGE_TAG       ?= dev
+# TAG=main package dir; the images tool skips a component not written yet.
+PRODUCT_IMAGES  := $(IMAGE_REPO)/quarks-job:$(IMAGE_TAG)=controller/cmd/quarks-job \
+                   $(IMAGE_REPO)/quarks-job-persister:$(IMAGE_TAG)=persister/cmd/persister \
+                   $(IMAGE_REPO)/quarks-job-webhook:$(IMAGE_TAG)=webhook/cmd/webhook
+E2E_IMAGES      := $(IMAGE_REPO)/quarks-job-e2e-probe:$(IMAGE_TAG)=e2e/cluster/probe
+export E2E_PROBE_IMAGE := $(IMAGE_REPO)/quarks-job-e2e-probe:$(IMAGE_TAG)
+
+DEBIAN_PACKAGES := containerd runc containernetworking-plugins iptables iproute2 busybox-static
+E2E_TIMEOUT     ?= 20m
+E2E_FLAGS       ?=
+
+KIND_VERSION    ?= v0.33.0
+KIND            := $(TOOLS_BIN)/kind
+KIND_CLUSTER    ?= quarks-job
+KIND_KUBECONFIG := $(BIN)/kind.kubeconfig
+
+##@ Local cluster (no Docker; needs root)
+
+.PHONY: cluster-packages
+cluster-packages: ## Install containerd, runc, the CNI plugins, iptables and busybox-static from Debian when missing.
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+.PHONY: cluster-tools
+cluster-tools: ## Build the cluster and images commands and CoreDNS into bin/tools.
+	@mkdir -p $(TOOLS_BIN)
+	cd tools && CGO_ENABLED=0 go build -o $(TOOLS_BIN)/ ./cmd/cluster ./cmd/images
+	cd tools/coredns && GOWORK=off CGO_ENABLED=0 go build -ldflags "-s -w" -o $(COREDNS) .
+
+.PHONY: base-images
+base-images: cluster-tools cluster-packages ## Build the pause and busybox images the cluster serves (bin/images).
+	$(IMAGES) build --out $(IMAGES_DIR) --busybox $(BUSYBOX_IMAGE) $(PAUSE_IMAGE)=tools/cmd/pause
+
+.PHONY: cluster-up
+cluster-up: kube cluster-packages cluster-tools base-images ## Start the local single-node cluster; prints its kubeconfig (bin/cluster/kubeconfig).
+	$(CLUSTER) up $(CLUSTER_FLAGS)
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local cluster and remove its processes, mounts, devices, iptables rules and cgroups.
+	@if [ -x $(CLUSTER) ]; then $(CLUSTER) down $(CLUSTER_FLAGS); \
+	elif [ -e $(CLUSTER_DIR)/host-state.json ]; then echo "a cluster ran but $(CLUSTER) is gone: make cluster-tools first" >&2; exit 1; \
+	else echo "no local cluster"; fi
+
+.PHONY: images
+images: cluster-tools ## Build the operator, persister and webhook images without Docker; push them when the local cluster runs.
+	$(IMAGES) build --out $(IMAGES_DIR) $$(test -e $(CLUSTER_DIR)/pids/registry.pid && echo --push $(REGISTRY)) $(PRODUCT_IMAGES) $(E2E_IMAGES)
+
+# The whole local end-to-end run: the cluster always comes down again, and
+# the recipe exits with the first failure's code. Afterwards the lifecycle
+# test checks that cluster-down leaves nothing behind and cluster-up works
+# again.
+.PHONY: test-e2e-local
+test-e2e-local: kube cluster-packages cluster-tools base-images ## cluster-up, images, the e2e suite, cluster-down (always), then the cluster lifecycle test.
+	@trap 'exit 130' INT TERM; \
+	trap 'echo "--- cluster-down"; $(CLUSTER) down $(CLUSTER_FLAGS) || exit 1' EXIT; \
+	echo "--- cluster-up"; $(CLUSTER) up $(CLUSTER_FLAGS); \
+	echo "--- images"; $(IMAGES) build --out $(IMAGES_DIR) --push $(REGISTRY) $(PRODUCT_IMAGES) $(E2E_IMAGES); \
+	echo "--- e2e suite"; cd e2e && KUBECONFIG=$(CLUSTER_KUBECONFIG) KUBECTL=$(KUBE_BIN)/kubectl \
+		go test -tags e2e -count=1 -timeout $(E2E_TIMEOUT) $(E2E_FLAGS) ./...
+	@echo "--- cluster lifecycle (down leaves nothing, up works again)"
+	cd tools && go test -tags localcluster -count=1 -timeout 10m -run TestLifecycle -v ./cmd/cluster/
+
+.PHONY: e2e-local
+e2e-local: test-e2e-local ## The e2e suite on the local cluster: cluster-up, images, tests, cluster-down.
+
+##@ kind (machines with Docker and internet)
+
+.PHONY: e2e
+e2e: ## Create a kind cluster, build the images with Docker, load them and run the e2e suite.
+	@mkdir -p $(TOOLS_BIN)
+	GOBIN=$(TOOLS_BIN) GOWORK=off go install sigs.k8s.io/kind@$(KIND_VERSION)
+	$(KIND) get clusters | grep -qx $(KIND_CLUSTER) || $(KIND) create cluster --name $(KIND_CLUSTER) --wait 180s
+	$(KIND) get kubeconfig --name $(KIND_CLUSTER) > $(KIND_KUBECONFIG)
+	docker build -t $(IMAGE_REPO)/quarks-job:$(IMAGE_TAG) -f controller/Dockerfile .
+	docker build -t $(IMAGE_REPO)/quarks-job-persister:$(IMAGE_TAG) -f persister/Dockerfile .
+	docker build -t $(IMAGE_REPO)/quarks-job-webhook:$(IMAGE_TAG) -f webhook/Dockerfile .
+	docker build -t $(E2E_PROBE_IMAGE) -f e2e/cluster/probe/Dockerfile .
+	$(KIND) load docker-image --name $(KIND_CLUSTER) $(IMAGE_REPO)/quarks-job:$(IMAGE_TAG) \
+		$(IMAGE_REPO)/quarks-job-persister:$(IMAGE_TAG) $(IMAGE_REPO)/quarks-job-webhook:$(IMAGE_TAG) $(E2E_PROBE_IMAGE)
+	cd e2e && KUBECONFIG=$(KIND_KUBECONFIG) go test -tags e2e -count=1 -timeout $(E2E_TIMEOUT) $(E2E_FLAGS) ./...
+
+.PHONY: e2e-kind-down
+e2e-kind-down: ## Delete the kind cluster of make e2e.
+	$(KIND) delete cluster --name $(KIND_CLUSTER)

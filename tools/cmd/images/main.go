@@ -1,0 +1,177 @@
+// Command images builds the project's container images without a container
+// engine and pushes them to the local cluster's registry.
+//
+//	images build --out bin/images [--push 127.0.0.1:5050] [--busybox TAG] TAG=GO_MAIN_PACKAGE_DIR...
+//	images push --registry 127.0.0.1:5050 FILE.tar...
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/spf13/cobra"
+
+	"code.cloudfoundry.org/quarks-job/tools/internal/mirror"
+	"code.cloudfoundry.org/quarks-job/tools/internal/ociimage"
+)
+
+func main() {
+	root := &cobra.Command{Use: "images", Short: "Build OCI images from static binaries and push them to the local cluster's registry", SilenceUsage: true}
+	root.AddCommand(buildCommand(), pushCommand())
+	if err := root.Execute(); err != nil {
+		os.Exit(1)
+	}
+}
+
+func buildCommand() *cobra.Command {
+	var out, push, busyboxTag, busyboxBinary string
+	cmd := &cobra.Command{
+		Use:   "build TAG=DIR...",
+		Short: "Build one image per Go main package DIR (static binary on an empty base), tagged TAG, into --out",
+		Long: `Each TAG=DIR builds the main package in DIR with CGO_ENABLED=0 and puts the
+binary at /<base name of DIR> as the image's entrypoint, running as uid 65532.
+A DIR without a main package yet is skipped with a message. --busybox also
+builds a busybox image from Debian's busybox-static.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := os.MkdirAll(out, 0o755); err != nil {
+				return err
+			}
+			var built []string
+			for _, arg := range args {
+				tag, dir, ok := strings.Cut(arg, "=")
+				if !ok {
+					return fmt.Errorf("%q: want TAG=DIR", arg)
+				}
+				if !hasMainPackage(dir) {
+					fmt.Fprintf(cmd.ErrOrStderr(), "skipping %s: no main package in %s yet\n", tag, dir)
+					continue
+				}
+				file, err := buildGoImage(tag, dir, out)
+				if err != nil {
+					return fmt.Errorf("image %s: %w", tag, err)
+				}
+				built = append(built, file)
+			}
+			if busyboxTag != "" {
+				file, err := buildBusybox(busyboxTag, busyboxBinary, out)
+				if err != nil {
+					return fmt.Errorf("busybox image: %w", err)
+				}
+				built = append(built, file)
+			}
+			for _, f := range built {
+				fmt.Fprintf(cmd.OutOrStdout(), "built %s\n", f)
+			}
+			if push != "" {
+				return pushAll(cmd, push, built)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "images", "folder for the image tarballs")
+	cmd.Flags().StringVar(&push, "push", "", "also push the images to the registry at this address")
+	cmd.Flags().StringVar(&busyboxTag, "busybox", "", "also build a busybox image with this tag (e.g. docker.io/library/busybox:latest)")
+	cmd.Flags().StringVar(&busyboxBinary, "busybox-binary", "/bin/busybox", "static busybox binary (Debian package busybox-static)")
+	return cmd
+}
+
+func pushCommand() *cobra.Command {
+	var registry string
+	cmd := &cobra.Command{
+		Use:   "push FILE.tar...",
+		Short: "Push image tarballs to the local cluster's registry",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return pushAll(cmd, registry, args)
+		},
+	}
+	cmd.Flags().StringVar(&registry, "registry", "127.0.0.1:5050", "address of the local cluster's registry")
+	return cmd
+}
+
+func pushAll(cmd *cobra.Command, registry string, files []string) error {
+	for _, f := range files {
+		refs, err := mirror.Push(registry, f)
+		if err != nil {
+			return fmt.Errorf("push %s (is the local cluster up?): %w", f, err)
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "pushed %s to %s\n", strings.Join(refs, ", "), registry)
+	}
+	return nil
+}
+
+func hasMainPackage(dir string) bool {
+	files, _ := filepath.Glob(filepath.Join(dir, "*.go"))
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		raw, err := os.ReadFile(f)
+		if err == nil && strings.Contains(string(raw), "package main") {
+			return true
+		}
+	}
+	return false
+}
+
+// tarballName is the image's file in the output folder: the last element of
+// its repository (pause.tar, busybox.tar, quarks-job.tar).
+func tarballName(tag, out string) (string, error) {
+	ref, err := name.NewTag(tag)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(out, filepath.Base(ref.RepositoryStr())+".tar"), nil
+}
+
+func buildGoImage(tag, dir, out string) (string, error) {
+	file, err := tarballName(tag, out)
+	if err != nil {
+		return "", err
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	binary := file + ".bin"
+	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", binary, ".")
+	build.Dir = abs
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return "", fmt.Errorf("go build in %s: %w", dir, err)
+	}
+	defer os.Remove(binary)
+	spec, err := ociimage.Binary(binary, "/"+filepath.Base(abs))
+	if err != nil {
+		return "", err
+	}
+	img, err := ociimage.Build(spec)
+	if err != nil {
+		return "", err
+	}
+	return file, ociimage.Write(file, tag, img)
+}
+
+func buildBusybox(tag, binary, out string) (string, error) {
+	file, err := tarballName(tag, out)
+	if err != nil {
+		return "", err
+	}
+	list, err := exec.Command(binary, "--list-full").Output()
+	if err != nil {
+		return "", fmt.Errorf("%s --list-full (install Debian's busybox-static): %w", binary, err)
+	}
+	spec, err := ociimage.Busybox(binary, strings.Fields(string(list)))
+	if err != nil {
+		return "", err
+	}
+	img, err := ociimage.Build(spec)
+	if err != nil {
+		return "", err
+	}
+	return file, ociimage.Write(file, tag, img)
+}
