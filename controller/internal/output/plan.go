@@ -1,0 +1,333 @@
+// Package output decides, from a run's output spec, the pod's container exit
+// codes and an upload, which Secrets to write and which problems to report.
+// It is pure: no cluster access, so every rule is unit-tested.
+//
+// The rules, per container declared in the output spec:
+//
+//   - exit code 0: every declared file must have been uploaded and be a flat
+//     JSON object of strings (upload.ParseOutput); each becomes Secrets.
+//   - non-zero exit code and writeOnFailure: the same, and a declared file
+//     that is missing is reported as "exited with code N before writing".
+//   - non-zero exit code without writeOnFailure: the container's output is not
+//     expected. Nothing is written and that is not a failure of persistence:
+//     the run fails (or is retried by the Job) because the container failed.
+//   - exit code unknown (the kubelet has not reported it): blocking, the
+//     endpoint asks the persister to retry.
+//
+// A problem is Blocking when declared output that had to be written was not;
+// a Result with a blocking problem is not Persisted, and a run whose Job
+// completed is then reported as failed. Non-blocking problems (an upload of an
+// undeclared file, output skipped because its container failed) are reported
+// but do not fail the run on their own.
+package output
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
+	"code.cloudfoundry.org/quarks-job/api/upload"
+)
+
+// ContainerState is what the pod's status says about one container.
+type ContainerState struct {
+	// InPod is false when the pod has no container of that name.
+	InPod bool
+	// Terminated is true once the kubelet reported the container's exit.
+	Terminated bool
+	ExitCode   int32
+}
+
+// Secret is one Secret to write. For a versioned Secret, Name is the base
+// name; the writer allocates "<Name>-v<N>".
+type Secret struct {
+	Name      string
+	Container string
+	File      string
+	Versioned bool
+	// VersionsToKeep is the output's versionsToKeep, for versioned Secrets.
+	VersionsToKeep int
+	Data           map[string][]byte
+	Labels         map[string]string
+	Annotations    map[string]string
+}
+
+// Problem is something the user has to know about an upload.
+type Problem struct {
+	Container string
+	File      string
+	// Reason is a CamelCase word for Events.
+	Reason  string
+	Message string
+	// Blocking means declared output that had to be persisted was not.
+	Blocking bool
+}
+
+// Reasons of problems, used as Event reasons.
+const (
+	ReasonInvalidOutput      = "InvalidOutput"
+	ReasonOutputMissing      = "OutputMissing"
+	ReasonExitCodeUnknown    = "ExitCodeUnknown"
+	ReasonContainerNotInPod  = "ContainerNotInPod"
+	ReasonUndeclaredOutput   = "UndeclaredOutput"
+	ReasonOutputNotExpected  = "OutputNotExpected"
+	ReasonInvalidSecret      = "InvalidSecret"
+	ReasonPersisterReadError = "PersisterReadError"
+)
+
+// Plan is what an upload leads to.
+type Plan struct {
+	Secrets  []Secret
+	Problems []Problem
+}
+
+// Blocked reports whether a blocking problem was found.
+func (p Plan) Blocked() bool {
+	for _, pr := range p.Problems {
+		if pr.Blocking {
+			return true
+		}
+	}
+	return false
+}
+
+// ContainersAwaitingExit lists the declared containers whose exit code the
+// kubelet has not reported yet, in the order of the spec's sorted names.
+func ContainersAwaitingExit(spec *qjv1.Output, states map[string]ContainerState) []string {
+	var waiting []string
+	for _, container := range sortedKeys(spec.OutputMap) {
+		if s := states[container]; s.InPod && !s.Terminated {
+			waiting = append(waiting, container)
+		}
+	}
+	return waiting
+}
+
+// Compute decides what an upload leads to. It never trusts the upload: every
+// file is parsed again, and only files the spec declares are used.
+func Compute(spec *qjv1.Output, req *upload.Request, states map[string]ContainerState) Plan {
+	var plan Plan
+	uploaded := index(req)
+
+	for _, container := range sortedKeys(spec.OutputMap) {
+		files := spec.OutputMap[container]
+		state := states[container]
+		switch {
+		case !state.InPod:
+			plan.problem(container, "", ReasonContainerNotInPod, true,
+				"container %q is declared in output.outputMap but the pod has no such container", container)
+			continue
+		case !state.Terminated:
+			plan.problem(container, "", ReasonExitCodeUnknown, true,
+				"the kubelet has not reported the exit code of container %q", container)
+			continue
+		case state.ExitCode != 0 && !spec.WriteOnFailure:
+			plan.problem(container, "", ReasonOutputNotExpected, false,
+				"container %q exited with code %d; its output %s not persisted because output.writeOnFailure is off",
+				container, state.ExitCode, quotedList(sortedKeys(files)))
+			continue
+		}
+
+		for _, fileName := range sortedKeys(files) {
+			options := files[fileName]
+			file, found := uploaded[container][fileName]
+			switch {
+			case !found && state.ExitCode != 0:
+				plan.problem(container, fileName, ReasonOutputMissing, true,
+					"container %q exited with code %d before writing output file %q", container, state.ExitCode, fileName)
+				continue
+			case !found:
+				plan.problem(container, fileName, ReasonOutputMissing, true,
+					"output file %q of container %q was not written (container exited with code 0)", fileName, container)
+				continue
+			case file.Error != "":
+				plan.problem(container, fileName, ReasonPersisterReadError, true,
+					"output file %q of container %q: %s", fileName, container, file.Error)
+				continue
+			}
+			values, err := upload.ParseOutput(file.Content)
+			if err != nil {
+				plan.problem(container, fileName, ReasonInvalidOutput, true,
+					"output file %q of container %q %v", fileName, container, err)
+				continue
+			}
+			plan.addSecrets(spec, container, fileName, options, values)
+		}
+	}
+
+	// Uploaded files the spec does not declare are never written.
+	for _, c := range req.Containers {
+		for _, f := range c.Files {
+			if _, declared := spec.OutputMap[c.Name][f.Name]; !declared {
+				plan.problem(c.Name, f.Name, ReasonUndeclaredOutput, false,
+					"ignored output file %q of container %q: the run's output spec does not declare it", f.Name, c.Name)
+			}
+		}
+	}
+	return plan
+}
+
+// addSecrets turns one valid output file into its Secrets.
+func (p *Plan) addSecrets(spec *qjv1.Output, container, fileName string, options qjv1.SecretOptions, values map[string]string) {
+	base := Secret{
+		Container:      container,
+		File:           fileName,
+		Versioned:      options.Versioned,
+		VersionsToKeep: spec.OutputVersionsToKeep(),
+		Labels:         secretLabels(spec, options, container),
+		Annotations:    copyMap(options.AdditionalSecretAnnotations),
+	}
+	if options.PersistenceMethod != qjv1.PersistFanOut {
+		s := base
+		s.Name = options.Name
+		s.Data = toData(values)
+		if msg := checkSecret(s); msg != "" {
+			p.problem(container, fileName, ReasonInvalidSecret, true, "output file %q of container %q: %s", fileName, container, msg)
+			return
+		}
+		p.Secrets = append(p.Secrets, s)
+		return
+	}
+
+	// fan-out, as the original: each top-level key becomes the Secret
+	// "<name>-<key>", whose data is the key's value, itself a JSON-encoded
+	// flat object of strings.
+	var secrets []Secret
+	for _, key := range sortedKeys(values) {
+		inner, err := upload.ParseOutput([]byte(values[key]))
+		if err != nil {
+			p.problem(container, fileName, ReasonInvalidOutput, true,
+				"output file %q of container %q (fan-out): the value of key %q must be a JSON-encoded object of strings, but it %v",
+				fileName, container, key, err)
+			return
+		}
+		s := base
+		s.Name = options.Name + "-" + key
+		s.Data = toData(inner)
+		if msg := checkSecret(s); msg != "" {
+			p.problem(container, fileName, ReasonInvalidSecret, true,
+				"output file %q of container %q (fan-out), key %q: %s", fileName, container, key, msg)
+			return
+		}
+		s.Labels = copyMap(base.Labels)
+		s.Annotations = copyMap(base.Annotations)
+		secrets = append(secrets, s)
+	}
+	// A file is persisted whole or not at all.
+	p.Secrets = append(p.Secrets, secrets...)
+}
+
+// versionSuffixRoom is what "-v<N>" may add to a versioned Secret's name.
+const versionSuffixRoom = len("-v") + 10
+
+// checkSecret returns why the Secret cannot be created, or "".
+func checkSecret(s Secret) string {
+	name := s.Name
+	if s.Versioned {
+		name += "-v1"
+		if len(s.Name)+versionSuffixRoom > validation.DNS1123SubdomainMaxLength {
+			return fmt.Sprintf("Secret name %q is too long for a versioned Secret (at most %d characters leave room for \"-v<N>\")",
+				s.Name, validation.DNS1123SubdomainMaxLength-versionSuffixRoom)
+		}
+	}
+	if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
+		return fmt.Sprintf("%q is not a valid Secret name: %s", s.Name, strings.Join(errs, "; "))
+	}
+	for _, key := range sortedKeys(s.Data) {
+		if errs := validation.IsConfigMapKey(key); len(errs) > 0 {
+			return fmt.Sprintf("key %q cannot be a Secret data key: %s", key, strings.Join(errs, "; "))
+		}
+	}
+	return ""
+}
+
+func toData(values map[string]string) map[string][]byte {
+	data := make(map[string][]byte, len(values))
+	for k, v := range values {
+		data[k] = []byte(v)
+	}
+	return data
+}
+
+// secretLabels are the output's labels, then the file's, then the container
+// label. Values are used as given: admission rejects invalid ones.
+func secretLabels(spec *qjv1.Output, options qjv1.SecretOptions, container string) map[string]string {
+	labels := map[string]string{}
+	for k, v := range spec.SecretLabels {
+		labels[k] = v
+	}
+	for k, v := range options.AdditionalSecretLabels {
+		labels[k] = v
+	}
+	labels[qjv1.LabelPersistentSecretContainer] = container
+	return labels
+}
+
+func (p *Plan) problem(container, file, reason string, blocking bool, format string, args ...any) {
+	p.Problems = append(p.Problems, Problem{
+		Container: container, File: file, Reason: reason, Blocking: blocking,
+		Message: fmt.Sprintf(format, args...),
+	})
+}
+
+// index maps container → file → uploaded file. Files listed as missing are
+// absent from the index.
+func index(req *upload.Request) map[string]map[string]upload.File {
+	idx := map[string]map[string]upload.File{}
+	if req == nil {
+		return idx
+	}
+	for _, c := range req.Containers {
+		if idx[c.Name] == nil {
+			idx[c.Name] = map[string]upload.File{}
+		}
+		for _, f := range c.Files {
+			idx[c.Name][f.Name] = f
+		}
+	}
+	return idx
+}
+
+// ParseSpec reads the output spec snapshotted on a run's Job.
+func ParseSpec(annotation string) (*qjv1.Output, error) {
+	var spec qjv1.Output
+	if err := json.Unmarshal([]byte(annotation), &spec); err != nil {
+		return nil, fmt.Errorf("annotation %s is not a valid output spec: %w", qjv1.AnnotationOutputSpec, err)
+	}
+	return &spec, nil
+}
+
+func quotedList(names []string) string {
+	quoted := make([]string, len(names))
+	for i, n := range names {
+		quoted[i] = fmt.Sprintf("%q", n)
+	}
+	if len(names) == 1 {
+		return "file " + quoted[0] + " is"
+	}
+	return "files " + strings.Join(quoted, ", ") + " are"
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func copyMap(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}

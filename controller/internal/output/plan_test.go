@@ -1,0 +1,277 @@
+package output
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
+	"code.cloudfoundry.org/quarks-job/api/upload"
+)
+
+func spec(writeOnFailure bool) *qjv1.Output {
+	return &qjv1.Output{
+		WriteOnFailure: writeOnFailure,
+		SecretLabels:   map[string]string{"team": "a", "shared": "output"},
+		OutputMap: qjv1.OutputMap{
+			"gen": {
+				"creds.json": {Name: "creds", AdditionalSecretLabels: map[string]string{"shared": "file"}, AdditionalSecretAnnotations: map[string]string{"note": "x"}},
+				"ver.json":   {Name: "ver", Versioned: true},
+			},
+			"fan": {
+				"many.json": {Name: "many", PersistenceMethod: qjv1.PersistFanOut},
+			},
+		},
+	}
+}
+
+func exited(codes map[string]int32) map[string]ContainerState {
+	states := map[string]ContainerState{}
+	for c, code := range codes {
+		states[c] = ContainerState{InPod: true, Terminated: true, ExitCode: code}
+	}
+	return states
+}
+
+func req(files map[string]map[string]string) *upload.Request {
+	r := &upload.Request{}
+	for c, fs := range files {
+		uc := upload.Container{Name: c}
+		for name, content := range fs {
+			uc.Files = append(uc.Files, upload.File{Name: name, Content: []byte(content)})
+		}
+		r.Containers = append(r.Containers, uc)
+	}
+	return r
+}
+
+var allGood = map[string]map[string]string{
+	"gen": {"creds.json": `{"user":"u","password":"p"}`, "ver.json": `{"v":"1"}`},
+	"fan": {"many.json": `{"db":"{\"user\":\"d\"}","cache":"{\"url\":\"c\"}"}`},
+}
+
+func TestComputeWritesDeclaredFiles(t *testing.T) {
+	plan := Compute(spec(false), req(allGood), exited(map[string]int32{"gen": 0, "fan": 0}))
+	if len(plan.Problems) != 0 {
+		t.Fatalf("unexpected problems: %+v", plan.Problems)
+	}
+	byName := map[string]Secret{}
+	for _, s := range plan.Secrets {
+		byName[s.Name] = s
+	}
+	if len(byName) != 4 {
+		t.Fatalf("want 4 secrets, got %v", names(plan.Secrets))
+	}
+	creds := byName["creds"]
+	if string(creds.Data["password"]) != "p" || creds.Versioned {
+		t.Errorf("creds: %+v", creds)
+	}
+	want := map[string]string{"team": "a", "shared": "file", qjv1.LabelPersistentSecretContainer: "gen"}
+	for k, v := range want {
+		if creds.Labels[k] != v {
+			t.Errorf("label %s = %q, want %q", k, creds.Labels[k], v)
+		}
+	}
+	if creds.Annotations["note"] != "x" {
+		t.Errorf("annotations: %v", creds.Annotations)
+	}
+	if !byName["ver"].Versioned {
+		t.Error("ver must be versioned")
+	}
+	if string(byName["many-db"].Data["user"]) != "d" || string(byName["many-cache"].Data["url"]) != "c" {
+		t.Errorf("fan-out: %+v", byName)
+	}
+	if byName["many-db"].Labels[qjv1.LabelPersistentSecretContainer] != "fan" {
+		t.Errorf("fan-out labels: %v", byName["many-db"].Labels)
+	}
+}
+
+func TestComputeProblems(t *testing.T) {
+	tests := []struct {
+		name           string
+		writeOnFailure bool
+		files          map[string]map[string]string
+		codes          map[string]int32
+		states         map[string]ContainerState
+		wantBlocked    bool
+		wantSecrets    []string
+		wantMessages   []string
+	}{
+		{
+			name:  "number value names file and key",
+			files: with(allGood, "gen", "creds.json", `{"port":8080}`), codes: ok2,
+			wantBlocked: true, wantSecrets: []string{"ver", "many-cache", "many-db"},
+			wantMessages: []string{`output file "creds.json" of container "gen" value of key "port" is a number; only strings are allowed`},
+		},
+		{
+			name:  "nested object",
+			files: with(allGood, "gen", "creds.json", `{"db":{"a":"b"}}`), codes: ok2,
+			wantBlocked: true, wantMessages: []string{`key "db" is a nested object`},
+		},
+		{
+			name:  "invalid JSON",
+			files: with(allGood, "gen", "ver.json", `{"v":`), codes: ok2,
+			wantBlocked: true, wantMessages: []string{`output file "ver.json" of container "gen" is not valid JSON`},
+		},
+		{
+			name:  "too large",
+			files: with(allGood, "gen", "ver.json", `{"v":"`+strings.Repeat("x", upload.MaxFileBytes)+`"}`), codes: ok2,
+			wantBlocked: true, wantMessages: []string{`output file "ver.json" of container "gen" is 1048584 bytes`},
+		},
+		{
+			name:  "declared file never written",
+			files: without(allGood, "gen", "ver.json"), codes: ok2,
+			wantBlocked: true, wantSecrets: []string{"creds", "many-cache", "many-db"},
+			wantMessages: []string{`output file "ver.json" of container "gen" was not written (container exited with code 0)`},
+		},
+		{
+			name:  "failed container without writeOnFailure: output not expected, not blocking",
+			files: allGood, codes: map[string]int32{"gen": 3, "fan": 0},
+			wantSecrets:  []string{"many-cache", "many-db"},
+			wantMessages: []string{`container "gen" exited with code 3; its output files "creds.json", "ver.json" are not persisted because output.writeOnFailure is off`},
+		},
+		{
+			name: "failed container with writeOnFailure writes its output", writeOnFailure: true,
+			files: allGood, codes: map[string]int32{"gen": 1, "fan": 0},
+			wantSecrets: []string{"creds", "ver", "many-cache", "many-db"},
+		},
+		{
+			name: "crashed before writing, writeOnFailure: blocking", writeOnFailure: true,
+			files: without(allGood, "gen", "creds.json"), codes: map[string]int32{"gen": 137, "fan": 0},
+			wantBlocked: true, wantMessages: []string{`container "gen" exited with code 137 before writing output file "creds.json"`},
+		},
+		{
+			name:  "exit code unknown",
+			files: allGood, states: map[string]ContainerState{"gen": {InPod: true}, "fan": {InPod: true, Terminated: true}},
+			wantBlocked: true, wantSecrets: []string{"many-cache", "many-db"},
+			wantMessages: []string{`the kubelet has not reported the exit code of container "gen"`},
+		},
+		{
+			name:  "declared container not in pod",
+			files: allGood, states: map[string]ContainerState{"fan": {InPod: true, Terminated: true}},
+			wantBlocked: true, wantMessages: []string{`container "gen" is declared in output.outputMap but the pod has no such container`},
+		},
+		{
+			name:  "undeclared file is ignored, not blocking",
+			files: with(allGood, "gen", "extra.json", `{"a":"b"}`), codes: ok2,
+			wantSecrets:  []string{"creds", "ver", "many-cache", "many-db"},
+			wantMessages: []string{`ignored output file "extra.json" of container "gen": the run's output spec does not declare it`},
+		},
+		{
+			name:  "undeclared container is ignored",
+			files: with(allGood, "other", "creds.json", `{"a":"b"}`), codes: ok2,
+			wantSecrets:  []string{"creds", "ver", "many-cache", "many-db"},
+			wantMessages: []string{`ignored output file "creds.json" of container "other"`},
+		},
+		{
+			name:  "fan-out value that is not an object of strings names the key",
+			files: with(allGood, "fan", "many.json", `{"db":"{\"user\":\"d\"}","cache":"plain"}`), codes: ok2,
+			wantBlocked: true, wantSecrets: []string{"creds", "ver"},
+			wantMessages: []string{`output file "many.json" of container "fan" (fan-out): the value of key "cache" must be a JSON-encoded object of strings`},
+		},
+		{
+			name:  "fan-out key that makes an invalid Secret name",
+			files: with(allGood, "fan", "many.json", `{"Bad_Key":"{}"}`), codes: ok2,
+			wantBlocked: true, wantMessages: []string{`key "Bad_Key": "many-Bad_Key" is not a valid Secret name`},
+		},
+		{
+			name:  "data key not allowed in a Secret",
+			files: with(allGood, "gen", "creds.json", `{"a b":"c"}`), codes: ok2,
+			wantBlocked: true, wantMessages: []string{`key "a b" cannot be a Secret data key`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			states := tt.states
+			if states == nil {
+				states = exited(tt.codes)
+			}
+			plan := Compute(spec(tt.writeOnFailure), req(tt.files), states)
+			if plan.Blocked() != tt.wantBlocked {
+				t.Errorf("Blocked() = %v, want %v; problems %+v", plan.Blocked(), tt.wantBlocked, plan.Problems)
+			}
+			if tt.wantSecrets != nil && !sameSet(names(plan.Secrets), tt.wantSecrets) {
+				t.Errorf("secrets %v, want %v", names(plan.Secrets), tt.wantSecrets)
+			}
+			var all []string
+			for _, p := range plan.Problems {
+				all = append(all, p.Message)
+			}
+			for _, want := range tt.wantMessages {
+				if !strings.Contains(strings.Join(all, "\n"), want) {
+					t.Errorf("problems %q do not mention %q", all, want)
+				}
+			}
+			if len(tt.wantMessages) == 0 && len(all) != 0 {
+				t.Errorf("unexpected problems %q", all)
+			}
+		})
+	}
+}
+
+func TestContainersAwaitingExit(t *testing.T) {
+	states := map[string]ContainerState{"gen": {InPod: true}, "fan": {InPod: true, Terminated: true}}
+	if got := ContainersAwaitingExit(spec(false), states); len(got) != 1 || got[0] != "gen" {
+		t.Fatalf("got %v", got)
+	}
+}
+
+func TestVersionedNameTooLong(t *testing.T) {
+	s := &qjv1.Output{OutputMap: qjv1.OutputMap{"c": {"f": {Name: strings.Repeat("a", 245), Versioned: true}}}}
+	plan := Compute(s, req(map[string]map[string]string{"c": {"f": `{"a":"b"}`}}), exited(map[string]int32{"c": 0}))
+	if !plan.Blocked() || !strings.Contains(plan.Problems[0].Message, "too long for a versioned Secret") {
+		t.Fatalf("problems: %+v", plan.Problems)
+	}
+}
+
+func TestParseSpec(t *testing.T) {
+	if _, err := ParseSpec(`{"outputMap":{"c":{"f":{"name":"s"}}}}`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParseSpec(`{`); err == nil || !strings.Contains(err.Error(), qjv1.AnnotationOutputSpec) {
+		t.Fatalf("want an error naming the annotation, got %v", err)
+	}
+}
+
+var ok2 = map[string]int32{"gen": 0, "fan": 0}
+
+func with(files map[string]map[string]string, container, file, content string) map[string]map[string]string {
+	out := clone(files)
+	if out[container] == nil {
+		out[container] = map[string]string{}
+	}
+	out[container][file] = content
+	return out
+}
+
+func without(files map[string]map[string]string, container, file string) map[string]map[string]string {
+	out := clone(files)
+	delete(out[container], file)
+	return out
+}
+
+func clone(files map[string]map[string]string) map[string]map[string]string {
+	out := map[string]map[string]string{}
+	for c, fs := range files {
+		out[c] = map[string]string{}
+		for f, content := range fs {
+			out[c][f] = content
+		}
+	}
+	return out
+}
+
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
+
+func names(secrets []Secret) []string {
+	var out []string
+	for _, s := range secrets {
+		out = append(out, s.Name)
+	}
+	return out
+}

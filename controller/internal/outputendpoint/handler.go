@@ -1,0 +1,314 @@
+package outputendpoint
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
+	"code.cloudfoundry.org/quarks-job/api/upload"
+	"code.cloudfoundry.org/quarks-job/controller/internal/output"
+	"code.cloudfoundry.org/quarks-job/controller/internal/secretwriter"
+)
+
+// maxBodyBytes bounds a request: MaxRequestBytes of files, base64-encoded in
+// JSON, and room for names.
+const maxBodyBytes = upload.MaxRequestBytes/3*4 + 1<<20
+
+// handler serves the output endpoint.
+type handler struct {
+	client          client.Client
+	reader          client.Reader
+	recorder        events.EventRecorder
+	writer          *secretwriter.Writer
+	exitCodeTimeout time.Duration
+	log             logr.Logger
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	received := time.Now()
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		httpFail(w, http.StatusMethodNotAllowed, "only POST is allowed")
+		return
+	}
+	// Authenticate before reading the body: an unauthenticated client never
+	// gets to make the controller parse megabytes.
+	ref, err := h.authenticate(r.Context(), r)
+	if err != nil {
+		h.refused(w, r, podRef{}, err)
+		return
+	}
+	log := h.log.WithValues("pod", ref.Namespace+"/"+ref.Name)
+	run, err := h.resolve(r.Context(), ref)
+	if err != nil {
+		h.refused(w, r, ref, err)
+		return
+	}
+
+	var req upload.Request
+	body := http.MaxBytesReader(w, r.Body, maxBodyBytes)
+	if err := json.NewDecoder(body).Decode(&req); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			h.refused(w, r, ref, refuse(http.StatusRequestEntityTooLarge, "upload is larger than %d bytes", maxBodyBytes))
+			return
+		}
+		h.refused(w, r, ref, refuse(http.StatusBadRequest, "upload is not a valid JSON upload message: %v", err))
+		return
+	}
+
+	// The work goes on if the persister hangs up: its Result must be recorded.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.exitCodeTimeout+processingTimeout)
+	defer cancel()
+	outcome := h.persist(ctx, log, run, &req)
+	observe(outcome, &req, received)
+
+	resp := upload.Response{Problems: outcome.result.Problems}
+	for _, s := range outcome.result.Secrets {
+		resp.Secrets = append(resp.Secrets, s.Name)
+	}
+	status := http.StatusOK
+	if outcome.retry != "" {
+		// Nothing the user can fix: the persister should try again.
+		w.Header().Set("Retry-After", "2")
+		status = http.StatusServiceUnavailable
+		resp.Problems = append(resp.Problems, outcome.retry)
+	}
+	log.Info("upload handled", "status", status, "persisted", outcome.result.Persisted,
+		"secrets", resp.Secrets, "problems", len(outcome.result.Problems), "duration", time.Since(received).String())
+	writeJSON(w, status, resp)
+}
+
+// outcome is what persist did.
+type outcome struct {
+	result upload.Result
+	// retry, when set, says why the upload must be sent again.
+	retry string
+}
+
+// persist validates the upload against the Job's snapshotted output spec,
+// writes the Secrets, records the Result on the Job and emits Events.
+func (h *handler) persist(ctx context.Context, log logr.Logger, run *run, req *upload.Request) outcome {
+	result := upload.Result{Pod: run.pod.Name}
+	var retry string
+
+	raw, declared := run.job.Annotations[qjv1.AnnotationOutputSpec]
+	var spec *qjv1.Output
+	if declared {
+		var err error
+		if spec, err = output.ParseSpec(raw); err != nil {
+			result.Problems = append(result.Problems, fmt.Sprintf("Job %s: %v", run.job.Name, err))
+			h.event(run, corev1.EventTypeWarning, "InvalidOutputSpec", result.Problems[0])
+		}
+	} else {
+		spec = &qjv1.Output{} // nothing declared: every uploaded file is ignored
+	}
+
+	if spec != nil {
+		states, err := h.waitForExitCodes(ctx, run, spec)
+		if err != nil {
+			retry = err.Error()
+		}
+		plan := output.Compute(spec, req, states)
+		for _, p := range plan.Problems {
+			result.Problems = append(result.Problems, p.Message)
+			if p.Reason != output.ReasonExitCodeUnknown { // transient: the persister retries
+				h.event(run, eventType(p), p.Reason, p.Message)
+			}
+		}
+		failed := plan.Blocked()
+		for _, s := range plan.Secrets {
+			written, err := h.writer.Write(ctx, run.qjob, s)
+			switch {
+			case err == nil:
+				result.Secrets = append(result.Secrets, written)
+				continue
+			case secretwriter.IsNotOwned(err):
+				msg := fmt.Sprintf("output file %q of container %q: %v", s.File, s.Container, err)
+				result.Problems = append(result.Problems, msg)
+				h.event(run, corev1.EventTypeWarning, "SecretNotOwned", msg)
+			default:
+				msg := fmt.Sprintf("output file %q of container %q: %v", s.File, s.Container, err)
+				result.Problems = append(result.Problems, msg)
+				h.event(run, corev1.EventTypeWarning, "SecretWriteFailed", msg)
+				retry = "writing Secrets failed"
+			}
+			failed = true
+		}
+		result.Persisted = !failed
+		if result.Persisted && len(result.Secrets) > 0 {
+			h.event(run, corev1.EventTypeNormal, "OutputPersisted", "persisted output of pod %s: %s", run.pod.Name, secretNames(result.Secrets))
+		}
+	}
+
+	if err := h.recordResult(ctx, run, result); err != nil {
+		log.Error(err, "recording the output result on the Job")
+		retry = fmt.Sprintf("recording the result on Job %s failed: %v", run.job.Name, err)
+	}
+	return outcome{result: result, retry: retry}
+}
+
+// waitForExitCodes reads the pod from the API server until the kubelet has
+// reported the exit code of every declaring container, or the timeout.
+func (h *handler) waitForExitCodes(ctx context.Context, run *run, spec *qjv1.Output) (map[string]output.ContainerState, error) {
+	deadline := time.Now().Add(h.exitCodeTimeout)
+	delay := 100 * time.Millisecond
+	pod := run.pod
+	for {
+		states := containerStates(pod)
+		waiting := output.ContainersAwaitingExit(spec, states)
+		if len(waiting) == 0 {
+			return states, nil
+		}
+		if time.Now().Add(delay).After(deadline) {
+			return states, fmt.Errorf("the kubelet did not report the exit code of container(s) %s within %s", strings.Join(waiting, ", "), h.exitCodeTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			return states, ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, time.Second)
+		fresh := &corev1.Pod{}
+		if err := h.reader.Get(ctx, client.ObjectKeyFromObject(pod), fresh); err == nil && fresh.UID == pod.UID {
+			pod = fresh
+		}
+	}
+}
+
+// containerStates reads the exit codes from the pod's status. Regular and
+// init containers both count; the persister itself is never declared.
+func containerStates(pod *corev1.Pod) map[string]output.ContainerState {
+	states := map[string]output.ContainerState{}
+	for _, c := range pod.Spec.Containers {
+		states[c.Name] = output.ContainerState{InPod: true}
+	}
+	for _, c := range pod.Spec.InitContainers {
+		states[c.Name] = output.ContainerState{InPod: true}
+	}
+	for _, statuses := range [][]corev1.ContainerStatus{pod.Status.ContainerStatuses, pod.Status.InitContainerStatuses} {
+		for _, st := range statuses {
+			s, ok := states[st.Name]
+			if !ok || st.State.Terminated == nil {
+				continue
+			}
+			s.Terminated, s.ExitCode = true, st.State.Terminated.ExitCode
+			states[st.Name] = s
+		}
+	}
+	return states
+}
+
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;patch
+
+// recordResult stores the Result on the run's Job. A persisted Result of
+// another pod of the same Job is not replaced by a failed one: the Job
+// completed through that pod.
+func (h *handler) recordResult(ctx context.Context, run *run, result upload.Result) error {
+	encoded, err := json.Marshal(result)
+	if err != nil {
+		return err
+	}
+	for range 5 {
+		job := &batchv1.Job{}
+		if err := h.reader.Get(ctx, client.ObjectKeyFromObject(run.job), job); err != nil {
+			return err
+		}
+		if job.UID != run.job.UID {
+			return fmt.Errorf("Job %s was replaced", run.job.Name)
+		}
+		if raw, ok := job.Annotations[qjv1.AnnotationOutputResult]; ok {
+			var previous upload.Result
+			if json.Unmarshal([]byte(raw), &previous) == nil && previous.Persisted && previous.Pod != result.Pod && !result.Persisted {
+				return nil
+			}
+			if raw == string(encoded) {
+				return nil
+			}
+		}
+		base := job.DeepCopy()
+		if job.Annotations == nil {
+			job.Annotations = map[string]string{}
+		}
+		job.Annotations[qjv1.AnnotationOutputResult] = string(encoded)
+		err := h.client.Patch(ctx, job, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+		if apierrors.IsConflict(err) {
+			continue
+		}
+		return err
+	}
+	return fmt.Errorf("Job %s kept changing", run.job.Name)
+}
+
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+
+// event records an Event on the QuarksJob, regarding the Job.
+func (h *handler) event(run *run, eventType, reason, note string, args ...any) {
+	if h.recorder == nil {
+		return
+	}
+	if len(args) > 0 {
+		note = fmt.Sprintf(note, args...)
+	}
+	// An Event's note holds at most 1 kB.
+	if len(note) > 1000 {
+		note = note[:1000] + "…"
+	}
+	h.recorder.Eventf(run.qjob, run.job, eventType, reason, "PersistOutput", "%s", note)
+}
+
+func eventType(p output.Problem) string {
+	if p.Blocking {
+		return corev1.EventTypeWarning
+	}
+	if p.Reason == output.ReasonUndeclaredOutput {
+		return corev1.EventTypeWarning
+	}
+	return corev1.EventTypeNormal
+}
+
+// refused answers a request that was not accepted.
+func (h *handler) refused(w http.ResponseWriter, r *http.Request, ref podRef, err error) {
+	status := http.StatusInternalServerError
+	var he *httpError
+	if errors.As(err, &he) {
+		status = he.status
+	}
+	uploadsTotal.WithLabelValues(fmt.Sprint(status)).Inc()
+	h.log.Info("upload refused", "status", status, "reason", err.Error(), "remote", r.RemoteAddr, "pod", ref.Namespace+"/"+ref.Name)
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "2")
+	}
+	httpFail(w, status, err.Error())
+}
+
+func httpFail(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, upload.Response{Problems: []string{msg}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func secretNames(secrets []qjv1.OutputSecret) string {
+	names := make([]string, len(secrets))
+	for i, s := range secrets {
+		names[i] = s.Name
+	}
+	return strings.Join(names, ", ")
+}

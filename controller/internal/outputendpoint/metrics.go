@@ -1,0 +1,46 @@
+package outputendpoint
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"code.cloudfoundry.org/quarks-job/api/upload"
+)
+
+var (
+	uploadsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "quarks_job_output_uploads_total",
+		Help: "Uploads received by the output endpoint, by HTTP status code.",
+	}, []string{"code"})
+	uploadDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "quarks_job_output_upload_to_secret_seconds",
+		Help:    "From an accepted upload's arrival to its Secrets written and its result recorded on the Job.",
+		Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+	}, []string{"persisted"})
+	outputBytes = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "quarks_job_output_bytes_total",
+		Help: "Bytes of output files received by the output endpoint.",
+	})
+)
+
+func init() {
+	metrics.Registry.MustRegister(uploadsTotal, uploadDuration, outputBytes)
+}
+
+// observe records an accepted upload.
+func observe(o outcome, req *upload.Request, received time.Time) {
+	code := 200
+	if o.retry != "" {
+		code = 503
+	}
+	uploadsTotal.WithLabelValues(fmt.Sprint(code)).Inc()
+	uploadDuration.WithLabelValues(fmt.Sprint(o.result.Persisted)).Observe(time.Since(received).Seconds())
+	for _, c := range req.Containers {
+		for _, f := range c.Files {
+			outputBytes.Add(float64(len(f.Content)))
+		}
+	}
+}

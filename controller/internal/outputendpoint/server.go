@@ -1,0 +1,147 @@
+// Package outputendpoint is the controller's HTTPS output endpoint. The
+// persister sidecar of a run's pod uploads the pod's output files to it; the
+// endpoint authenticates the pod by its bound service-account token, checks
+// the files against the output spec snapshotted on the run's Job, writes the
+// Secrets, and records the outcome on the Job (AnnotationOutputResult) for
+// the QuarksJob reconciler.
+package outputendpoint
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	"code.cloudfoundry.org/quarks-job/api/upload"
+	"code.cloudfoundry.org/quarks-job/controller/internal/secretwriter"
+)
+
+// Options configure the endpoint.
+type Options struct {
+	// BindAddress is where the endpoint listens; default ":8443".
+	BindAddress string
+	// CertDir holds the serving certificate, reloaded when it changes.
+	CertDir string
+	// CertName and KeyName are the file names in CertDir; default tls.crt and tls.key.
+	CertName, KeyName string
+	// ExitCodeTimeout bounds how long an upload waits for the kubelet to
+	// report the exit codes of the pod's declaring containers; default 10s.
+	ExitCodeTimeout time.Duration
+	// Recorder emits Events on the QuarksJob; default the manager's recorder
+	// named "quarks-job-output".
+	Recorder events.EventRecorder
+}
+
+// Defaults.
+const (
+	DefaultBindAddress     = ":8443"
+	DefaultExitCodeTimeout = 10 * time.Second
+	// processingTimeout bounds one upload's work after the exit-code wait. The
+	// work is detached from the request, so an upload whose client gave up
+	// still records its Result.
+	processingTimeout = 60 * time.Second
+)
+
+func (o *Options) defaults(mgr manager.Manager) {
+	if o.BindAddress == "" {
+		o.BindAddress = DefaultBindAddress
+	}
+	if o.CertName == "" {
+		o.CertName = "tls.crt"
+	}
+	if o.KeyName == "" {
+		o.KeyName = "tls.key"
+	}
+	if o.ExitCodeTimeout <= 0 {
+		o.ExitCodeTimeout = DefaultExitCodeTimeout
+	}
+	if o.Recorder == nil {
+		o.Recorder = mgr.GetEventRecorder("quarks-job-output")
+	}
+}
+
+// Add registers the endpoint with the manager. It serves on every replica,
+// leader or not: writes are safe across replicas (see package versionedsecret).
+func Add(mgr ctrl.Manager, opts Options) error {
+	if opts.CertDir == "" {
+		return errors.New("output endpoint: a certificate directory is required")
+	}
+	opts.defaults(mgr)
+	watcher, err := certwatcher.New(filepath.Join(opts.CertDir, opts.CertName), filepath.Join(opts.CertDir, opts.KeyName))
+	if err != nil {
+		return fmt.Errorf("output endpoint: loading the serving certificate from %s: %w", opts.CertDir, err)
+	}
+	h := &handler{
+		client:          mgr.GetClient(),
+		reader:          mgr.GetAPIReader(),
+		recorder:        opts.Recorder,
+		writer:          &secretwriter.Writer{Client: mgr.GetClient(), Reader: mgr.GetAPIReader()},
+		exitCodeTimeout: opts.ExitCodeTimeout,
+		log:             mgr.GetLogger().WithName("output-endpoint"),
+	}
+	return mgr.Add(&server{addr: opts.BindAddress, certs: watcher, handler: h})
+}
+
+// server is the manager Runnable serving the endpoint over HTTPS.
+type server struct {
+	addr    string
+	certs   *certwatcher.CertWatcher
+	handler http.Handler
+}
+
+// NeedLeaderElection is false: every replica serves uploads.
+func (s *server) NeedLeaderElection() bool { return false }
+
+// Start serves until ctx is done.
+func (s *server) Start(ctx context.Context) error {
+	log := ctrl.LoggerFrom(ctx).WithName("output-endpoint")
+	go func() {
+		if err := s.certs.Start(ctx); err != nil {
+			log.Error(err, "certificate watcher stopped")
+		}
+	}()
+
+	mux := http.NewServeMux()
+	mux.Handle(upload.Path, s.handler)
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      2 * processingTimeout,
+		IdleTimeout:       90 * time.Second,
+		TLSConfig: &tls.Config{
+			MinVersion:     tls.VersionTLS12,
+			GetCertificate: s.certs.GetCertificate,
+		},
+	}
+	listener, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		return fmt.Errorf("output endpoint: listening on %s: %w", s.addr, err)
+	}
+	log.Info("serving output uploads", "address", listener.Addr().String(), "path", upload.Path)
+
+	done := make(chan error, 1)
+	go func() { done <- srv.ServeTLS(listener, "", "") }()
+	select {
+	case err := <-done:
+		return fmt.Errorf("output endpoint: %w", err)
+	case <-ctx.Done():
+		shutdown, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(shutdown); err != nil {
+			return fmt.Errorf("output endpoint: shutting down: %w", err)
+		}
+		return nil
+	}
+}
+
+var _ manager.LeaderElectionRunnable = &server{}

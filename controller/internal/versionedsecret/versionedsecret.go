@@ -1,0 +1,215 @@
+// Package versionedsecret names, allocates and prunes versioned Secrets:
+// immutable Secrets "<name>-v<N>" labelled with their kind and version.
+//
+// A new version is allocated without a lock, so that any number of writers
+// (controller replicas, concurrent uploads) agree: a writer creates the next
+// name; AlreadyExists means another writer took that version, so it reads
+// that version and tries the one after. A content identical to the newest
+// version is not a new version.
+package versionedsecret
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
+)
+
+// Name is the name of version v of the versioned Secret base.
+func Name(base string, version int64) string {
+	return fmt.Sprintf("%s-v%d", base, version)
+}
+
+var versionSuffix = regexp.MustCompile(`^(.+)-v([0-9]+)$`)
+
+// ParseName splits "<base>-v<N>" into base and N. Matching is exact: "a-v1x"
+// or "a-v" are not versioned names.
+func ParseName(name string) (base string, version int64, ok bool) {
+	m := versionSuffix.FindStringSubmatch(name)
+	if m == nil {
+		return "", 0, false
+	}
+	v, err := strconv.ParseInt(m[2], 10, 64)
+	if err != nil || v < 1 || strconv.FormatInt(v, 10) != m[2] {
+		return "", 0, false // no leading zeros: "a-v01" is not version 1 of "a"
+	}
+	return m[1], v, true
+}
+
+// IsVersioned reports whether a Secret carries the versioned-secret labels.
+func IsVersioned(s *corev1.Secret) bool {
+	return s.Labels[qjv1.LabelSecretKind] == qjv1.SecretKindVersioned
+}
+
+// Versions lists the versions of base in namespace, oldest first. Only Secrets
+// labelled as versioned and named exactly "<base>-v<N>" count.
+func Versions(ctx context.Context, reader client.Reader, namespace, base string) ([]corev1.Secret, error) {
+	var list corev1.SecretList
+	if err := reader.List(ctx, &list, client.InNamespace(namespace),
+		client.MatchingLabels{qjv1.LabelSecretKind: qjv1.SecretKindVersioned}); err != nil {
+		return nil, fmt.Errorf("listing versions of Secret %q in namespace %q: %w", base, namespace, err)
+	}
+	var versions []corev1.Secret
+	for _, s := range list.Items {
+		if b, _, ok := ParseName(s.Name); ok && b == base {
+			versions = append(versions, s)
+		}
+	}
+	slices.SortFunc(versions, func(a, b corev1.Secret) int { return cmp.Compare(version(&a), version(&b)) })
+	return versions, nil
+}
+
+func version(s *corev1.Secret) int64 {
+	_, v, _ := ParseName(s.Name)
+	return v
+}
+
+// Latest returns the newest version of base, or nil when there is none.
+func Latest(ctx context.Context, reader client.Reader, namespace, base string) (*corev1.Secret, error) {
+	versions, err := Versions(ctx, reader, namespace, base)
+	if err != nil || len(versions) == 0 {
+		return nil, err
+	}
+	return &versions[len(versions)-1], nil
+}
+
+// Spec is a version to write.
+type Spec struct {
+	Namespace   string
+	Base        string
+	Data        map[string][]byte
+	Labels      map[string]string
+	Annotations map[string]string
+	// SourceDescription becomes the source-description annotation.
+	SourceDescription string
+	// Owner becomes the Secret's controller.
+	Owner metav1.OwnerReference
+}
+
+// Written is the version a Create ended with.
+type Written struct {
+	Name    string
+	Version int64
+	// Created is false when the newest version already held the content.
+	Created bool
+}
+
+// maxAttempts bounds the allocation loop; each attempt means another writer
+// took a version in between, so reaching it needs that many concurrent writers.
+const maxAttempts = 10000
+
+// Create writes spec as the next version of spec.Base, unless the newest
+// version holds the same data. reader must read from the API server, not a
+// cache, or the loop walks through versions a cache has not seen yet.
+func Create(ctx context.Context, c client.Client, reader client.Reader, spec Spec) (Written, error) {
+	latest, err := Latest(ctx, reader, spec.Namespace, spec.Base)
+	if err != nil {
+		return Written{}, err
+	}
+	for range maxAttempts {
+		next := int64(1)
+		if latest != nil {
+			if maps.EqualFunc(latest.Data, spec.Data, func(a, b []byte) bool { return string(a) == string(b) }) {
+				return Written{Name: latest.Name, Version: version(latest)}, nil
+			}
+			next = version(latest) + 1
+		}
+		secret := build(spec, next)
+		err := c.Create(ctx, secret)
+		if err == nil {
+			return Written{Name: secret.Name, Version: next, Created: true}, nil
+		}
+		if !apierrors.IsAlreadyExists(err) {
+			return Written{}, fmt.Errorf("creating Secret %q in namespace %q: %w", secret.Name, spec.Namespace, err)
+		}
+		// Another writer took this version: it is now the newest we know of.
+		taken := &corev1.Secret{}
+		if err := reader.Get(ctx, client.ObjectKeyFromObject(secret), taken); err != nil {
+			if apierrors.IsNotFound(err) { // pruned meanwhile; the list knows better
+				if latest, err = Latest(ctx, reader, spec.Namespace, spec.Base); err != nil {
+					return Written{}, err
+				}
+				continue
+			}
+			return Written{}, fmt.Errorf("reading Secret %q in namespace %q: %w", secret.Name, spec.Namespace, err)
+		}
+		latest = taken
+		if err := ctx.Err(); err != nil {
+			return Written{}, err
+		}
+	}
+	return Written{}, fmt.Errorf("no free version of Secret %q in namespace %q after %d attempts", spec.Base, spec.Namespace, maxAttempts)
+}
+
+func build(spec Spec, v int64) *corev1.Secret {
+	labels := maps.Clone(spec.Labels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels[qjv1.LabelSecretKind] = qjv1.SecretKindVersioned
+	labels[qjv1.LabelSecretVersion] = strconv.FormatInt(v, 10)
+	annotations := maps.Clone(spec.Annotations)
+	if annotations == nil {
+		annotations = map[string]string{}
+	}
+	annotations[qjv1.AnnotationSourceDescription] = spec.SourceDescription
+	owner := spec.Owner
+	owner.Controller = ptr.To(true)
+	owner.BlockOwnerDeletion = ptr.To(true)
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:            Name(spec.Base, v),
+			Namespace:       spec.Namespace,
+			Labels:          labels,
+			Annotations:     annotations,
+			OwnerReferences: []metav1.OwnerReference{owner},
+		},
+		Type:      corev1.SecretTypeOpaque,
+		Immutable: ptr.To(true),
+		Data:      spec.Data,
+	}
+}
+
+// Prune deletes the versions of base beyond the newest keep, among those
+// controlled by owner. The newest version is never deleted, whatever keep
+// says. It returns the names it deleted.
+func Prune(ctx context.Context, c client.Client, reader client.Reader, namespace, base string, owner types.UID, keep int) ([]string, error) {
+	keep = max(keep, 1)
+	versions, err := Versions(ctx, reader, namespace, base)
+	if err != nil {
+		return nil, err
+	}
+	if len(versions) <= keep {
+		return nil, nil
+	}
+	var deleted []string
+	for i := range versions[:len(versions)-keep] {
+		old := &versions[i]
+		if !controlledBy(old, owner) {
+			continue // never touch what another owner wrote
+		}
+		err := c.Delete(ctx, old, client.Preconditions{UID: &old.UID})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return deleted, fmt.Errorf("deleting old version %q in namespace %q: %w", old.Name, namespace, err)
+		}
+		deleted = append(deleted, old.Name)
+	}
+	return deleted, nil
+}
+
+func controlledBy(obj metav1.Object, owner types.UID) bool {
+	ref := metav1.GetControllerOf(obj)
+	return ref != nil && ref.UID == owner
+}
