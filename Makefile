@@ -52,6 +52,10 @@ test: verify lint test-unit test-e2e-local ## Every test: generated files, lint,
 test-unit: kube ## Unit and integration (envtest) tests of every module.
 	for m in $(MODULES); do (cd $$m && go test $(GO_TEST_FLAGS) ./...); done
 
+.PHONY: bench
+bench: kube ## Run the benchmarks against a local API server and print their figures.
+	cd controller && go test -run '^$$' -bench . -benchtime 1x ./internal/controller/quarksjob
+
 .PHONY: run
 run: kube ## Start a local control plane, install the CRD and run the operator against it.
 	cd tools && go run ./cmd/controlplane --assets $(KUBE_BIN) --dir $(BIN)/run -- go run ../controller/cmd/quarks-job

@@ -1,0 +1,126 @@
+// Command quarks-job is the QuarksJob operator: it wires flags, the manager
+// and the controllers; the logic lives in internal/.
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/viper"
+	"go.uber.org/zap/zapcore"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
+	"code.cloudfoundry.org/quarks-job/controller/internal/controller/quarksjob"
+)
+
+// envPrefix: every flag is also read from QUARKS_JOB_<FLAG>, dashes as underscores.
+const envPrefix = "QUARKS_JOB"
+
+func main() {
+	if err := newCommand().Execute(); err != nil {
+		os.Exit(1)
+	}
+}
+
+func newCommand() *cobra.Command {
+	v := viper.New()
+	cmd := &cobra.Command{
+		Use:           "quarks-job",
+		Short:         "Runs QuarksJobs: Jobs started on triggers whose output is kept in Secrets",
+		SilenceUsage:  true,
+		SilenceErrors: false,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return run(v)
+		},
+	}
+	f := cmd.Flags()
+	f.String("kubeconfig", "", "path to a kubeconfig; in-cluster configuration when empty")
+	f.StringSlice("watch-namespaces", nil, "namespaces to watch (comma-separated); all when empty")
+	f.String("log-level", "info", "log level: debug, info or error")
+	f.Int("workers", 8, "QuarksJobs reconciled in parallel")
+	f.Bool("leader-elect", false, "elect a leader so that only one replica acts")
+	f.String("leader-election-namespace", "", "namespace of the leader election lease; the pod's namespace when empty")
+	f.String("leader-election-id", "quarks-job.quarks.cloudfoundry.org", "name of the leader election lease")
+	f.String("metrics-bind-address", ":8080", "address of the metrics endpoint; 0 disables it")
+	f.String("health-probe-bind-address", ":8081", "address of the health and readiness probes")
+	v.SetEnvPrefix(envPrefix)
+	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
+	v.AutomaticEnv()
+	if err := v.BindPFlags(f); err != nil {
+		panic(err)
+	}
+	return cmd
+}
+
+func run(v *viper.Viper) error {
+	level, err := zapcore.ParseLevel(v.GetString("log-level"))
+	if err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	ctrl.SetLogger(zap.New(zap.Level(level)))
+
+	if path := v.GetString("kubeconfig"); path != "" {
+		// controller-runtime's config loader reads the KUBECONFIG variable.
+		if err := os.Setenv("KUBECONFIG", path); err != nil {
+			return err
+		}
+	}
+	config, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("loading the Kubernetes configuration: %w", err)
+	}
+
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return err
+	}
+	if err := qjv1.AddToScheme(scheme); err != nil {
+		return err
+	}
+	cacheOptions := cache.Options{}
+	if namespaces := v.GetStringSlice("watch-namespaces"); len(namespaces) > 0 {
+		cacheOptions.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range namespaces {
+			cacheOptions.DefaultNamespaces[strings.TrimSpace(ns)] = cache.Config{}
+		}
+	}
+	mgr, err := ctrl.NewManager(config, ctrl.Options{
+		Scheme:                        scheme,
+		Cache:                         cacheOptions,
+		Metrics:                       metricsserver.Options{BindAddress: v.GetString("metrics-bind-address")},
+		HealthProbeBindAddress:        v.GetString("health-probe-bind-address"),
+		LeaderElection:                v.GetBool("leader-elect"),
+		LeaderElectionID:              v.GetString("leader-election-id"),
+		LeaderElectionNamespace:       v.GetString("leader-election-namespace"),
+		LeaderElectionReleaseOnCancel: true,
+	})
+	if err != nil {
+		return fmt.Errorf("creating the manager: %w", err)
+	}
+
+	reconciler := &quarksjob.Reconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("quarks-job"),
+	}
+	if err := reconciler.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: v.GetInt("workers")}); err != nil {
+		return err
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	return mgr.Start(ctrl.SetupSignalHandler())
+}

@@ -1,0 +1,194 @@
+package quarksjob
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
+)
+
+// Benchmarks against the envtest API server. Run them with
+//
+//	make bench
+//
+// They print their figures with b.ReportMetric.
+
+// jobWatch reports when each Job in a namespace first appears.
+type jobWatch struct {
+	mu   sync.Mutex
+	seen map[string]time.Time
+	w    watch.Interface
+}
+
+func watchJobs(b *testing.B, ns string) *jobWatch {
+	clientset := kubernetes.NewForConfigOrDie(testConfig)
+	w, err := clientset.BatchV1().Jobs(ns).Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	jw := &jobWatch{seen: map[string]time.Time{}, w: w}
+	go func() {
+		for e := range w.ResultChan() {
+			if job, ok := e.Object.(*batchv1.Job); ok && e.Type == watch.Added {
+				jw.mu.Lock()
+				if _, dup := jw.seen[job.Name]; !dup {
+					jw.seen[job.Name] = time.Now()
+				}
+				jw.mu.Unlock()
+			}
+		}
+	}()
+	b.Cleanup(w.Stop)
+	return jw
+}
+
+func (jw *jobWatch) when(name string) (time.Time, bool) {
+	jw.mu.Lock()
+	defer jw.mu.Unlock()
+	t, ok := jw.seen[name]
+	return t, ok
+}
+
+func (jw *jobWatch) count() int {
+	jw.mu.Lock()
+	defer jw.mu.Unlock()
+	return len(jw.seen)
+}
+
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	return sorted[int(float64(len(sorted)-1)*p)]
+}
+
+// BenchmarkTriggerToJob measures the latency from patching strategy "now" to
+// the run's Job existing, over 200 triggers (target: p99 under 250 ms).
+func BenchmarkTriggerToJob(b *testing.B) {
+	const triggers = 200
+	for range b.N {
+		startOperator(b, nil)
+		ns := namespace(b)
+		if err := k8s.Create(ctx, newQJob(ns, "errand", qjv1.StrategyManual)); err != nil {
+			b.Fatal(err)
+		}
+		jw := watchJobs(b, ns)
+		latencies := make([]time.Duration, 0, triggers)
+		for i := int64(1); i <= triggers; i++ {
+			qjob := getQJob(b, ns, "errand")
+			before := qjob.DeepCopy()
+			qjob.Spec.Trigger.Strategy = qjv1.StrategyNow
+			start := time.Now()
+			if err := k8s.Patch(ctx, qjob, client.MergeFrom(before)); err != nil {
+				b.Fatal(err)
+			}
+			name := fmt.Sprintf("errand-%d", i)
+			var created time.Time
+			eventually(b, "Job "+name, func() error {
+				var ok bool
+				if created, ok = jw.when(name); !ok {
+					return fmt.Errorf("not created")
+				}
+				return nil
+			})
+			latencies = append(latencies, created.Sub(start))
+			finishJob(b, ns, name, true)
+			waitStatus(b, ns, "errand", lastRun(i, qjv1.RunSucceeded))
+		}
+		sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
+		b.ReportMetric(float64(percentile(latencies, 0.50).Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(percentile(latencies, 0.99).Microseconds())/1000, "p99-ms")
+		b.ReportMetric(float64(latencies[len(latencies)-1].Microseconds())/1000, "max-ms")
+	}
+}
+
+// BenchmarkOnceFanIn creates 1,000 QuarksJobs with strategy "once" and
+// measures the time until all 1,000 Jobs exist, next to the time plain
+// client-go calls take to create the same 1,000 Jobs with the same
+// parallelism (target: ratio under 1.5).
+func BenchmarkOnceFanIn(b *testing.B) {
+	const total, parallelism = 1000, 8
+	for range b.N {
+		startOperator(b, nil)
+
+		ns := namespace(b)
+		jw := watchJobs(b, ns)
+		start := time.Now()
+		inParallel(b, total, parallelism, func(i int) error {
+			return k8s.Create(ctx, newQJob(ns, fmt.Sprintf("q%d", i), qjv1.StrategyOnce))
+		})
+		waitCount(b, jw, total)
+		operator := lastSeen(jw).Sub(start)
+
+		plainNS := namespace(b)
+		pw := watchJobs(b, plainNS)
+		clientset := kubernetes.NewForConfigOrDie(testConfig)
+		template := newQJob(plainNS, "", qjv1.StrategyOnce).Spec.Template
+		start = time.Now()
+		inParallel(b, total, parallelism, func(i int) error {
+			job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("q%d-1", i), Namespace: plainNS}, Spec: template.Spec}
+			_, err := clientset.BatchV1().Jobs(plainNS).Create(ctx, job, metav1.CreateOptions{})
+			return err
+		})
+		waitCount(b, pw, total)
+		plain := lastSeen(pw).Sub(start)
+
+		b.ReportMetric(operator.Seconds(), "operator-s")
+		b.ReportMetric(plain.Seconds(), "plain-s")
+		b.ReportMetric(operator.Seconds()/plain.Seconds(), "ratio")
+	}
+}
+
+func inParallel(b *testing.B, total, parallelism int, f func(i int) error) {
+	work := make(chan int)
+	errs := make(chan error, total)
+	var wg sync.WaitGroup
+	for range parallelism {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				if err := f(i); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	for i := range total {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+}
+
+func waitCount(b *testing.B, jw *jobWatch, n int) {
+	deadline := time.Now().Add(5 * time.Minute)
+	for jw.count() < n {
+		if time.Now().After(deadline) {
+			b.Fatalf("%d of %d Jobs after 5 minutes", jw.count(), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func lastSeen(jw *jobWatch) time.Time {
+	jw.mu.Lock()
+	defer jw.mu.Unlock()
+	var last time.Time
+	for _, t := range jw.seen {
+		if t.After(last) {
+			last = t
+		}
+	}
+	return last
+}

@@ -1,0 +1,199 @@
+package quarksjob
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+
+	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
+)
+
+var ctx = context.Background()
+
+func skipNameValidation() config.Controller {
+	return config.Controller{SkipNameValidation: ptr.To(true)}
+}
+
+// eventually polls f until it returns nil, failing the test after 20 s with f's last error.
+func eventually(t testing.TB, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// consistently checks f for d and fails at its first error.
+func consistently(t testing.TB, what string, d time.Duration, f func() error) {
+	t.Helper()
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if err := f(); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+}
+
+func getQJob(t testing.TB, ns, name string) *qjv1.QuarksJob {
+	t.Helper()
+	qjob := &qjv1.QuarksJob{}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, qjob); err != nil {
+		t.Fatal(err)
+	}
+	return qjob
+}
+
+func setStrategy(t testing.TB, ns, name string, s qjv1.Strategy) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		qjob := getQJob(t, ns, name)
+		qjob.Spec.Trigger.Strategy = s
+		return k8s.Update(ctx, qjob)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// jobNames lists the names of the Jobs in ns that are not being deleted.
+func jobNames(t testing.TB, ns string) []string {
+	t.Helper()
+	list := &batchv1.JobList{}
+	if err := k8s.List(ctx, list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, j := range list.Items {
+		if j.DeletionTimestamp.IsZero() {
+			names = append(names, j.Name)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+func expectJobs(want ...string) func(t testing.TB, ns string) error {
+	return func(t testing.TB, ns string) error {
+		got := strings.Join(jobNames(t, ns), ",")
+		if got != strings.Join(want, ",") {
+			return fmt.Errorf("jobs = [%s]; want [%s]", got, strings.Join(want, ","))
+		}
+		return nil
+	}
+}
+
+func waitJobs(t testing.TB, ns string, want ...string) {
+	t.Helper()
+	eventually(t, "waiting for Jobs", func() error { return expectJobs(want...)(t, ns) })
+}
+
+func keepJobs(t testing.TB, ns string, d time.Duration, want ...string) {
+	t.Helper()
+	consistently(t, "Jobs changed", d, func() error { return expectJobs(want...)(t, ns) })
+}
+
+// finishJob writes the status the Job controller would write when the Job ends.
+func finishJob(t testing.TB, ns, name string, succeeded bool) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		job := &batchv1.Job{}
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, job); err != nil {
+			return err
+		}
+		now := metav1.Now()
+		start := job.CreationTimestamp
+		job.Status.StartTime = &start
+		if succeeded {
+			job.Status.Succeeded = 1
+			job.Status.CompletionTime = &now
+			job.Status.Conditions = []batchv1.JobCondition{
+				{Type: batchv1.JobSuccessCriteriaMet, Status: corev1.ConditionTrue, Reason: "CompletionsReached", LastTransitionTime: now, LastProbeTime: now},
+				{Type: batchv1.JobComplete, Status: corev1.ConditionTrue, Reason: "CompletionsReached", LastTransitionTime: now, LastProbeTime: now},
+			}
+		} else {
+			job.Status.Failed = 1
+			job.Status.Conditions = []batchv1.JobCondition{
+				{Type: batchv1.JobFailureTarget, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded", LastTransitionTime: now, LastProbeTime: now},
+				{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded", Message: "Job has reached the specified backoff limit", LastTransitionTime: now, LastProbeTime: now},
+			}
+		}
+		return k8s.Status().Update(ctx, job)
+	})
+	if err != nil {
+		t.Fatalf("finishing Job %s: %v", name, err)
+	}
+}
+
+func waitStatus(t testing.TB, ns, name string, check func(*qjv1.QuarksJob) error) *qjv1.QuarksJob {
+	t.Helper()
+	var qjob *qjv1.QuarksJob
+	eventually(t, "waiting for the QuarksJob's status", func() error {
+		qjob = getQJob(t, ns, name)
+		return check(qjob)
+	})
+	return qjob
+}
+
+func lastRun(number int64, result qjv1.RunResult) func(*qjv1.QuarksJob) error {
+	return func(q *qjv1.QuarksJob) error {
+		l := q.Status.LastRun
+		if l == nil || l.Number != number || l.Result != result {
+			return fmt.Errorf("lastRun = %+v; want run %d %s", l, number, result)
+		}
+		return nil
+	}
+}
+
+func strategyIs(s qjv1.Strategy) func(*qjv1.QuarksJob) error {
+	return func(q *qjv1.QuarksJob) error {
+		if q.Spec.Trigger.Strategy != s {
+			return fmt.Errorf("strategy = %s; want %s", q.Spec.Trigger.Strategy, s)
+		}
+		return nil
+	}
+}
+
+// eventReasons lists the reasons of the Events about a QuarksJob, oldest first.
+func eventReasons(t testing.TB, ns, name string) []string {
+	t.Helper()
+	list := &eventsv1.EventList{}
+	if err := k8s.List(ctx, list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	sort.SliceStable(list.Items, func(i, j int) bool {
+		return list.Items[i].EventTime.Before(&list.Items[j].EventTime)
+	})
+	var reasons []string
+	for _, e := range list.Items {
+		if e.Regarding.Name == name {
+			reasons = append(reasons, e.Reason)
+		}
+	}
+	return reasons
+}
+
+func ignoreNotFound(err error) error {
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,351 @@
+// Package quarksjob holds the QuarksJob reconciler: it accepts triggers,
+// starts each run's Job, follows it to its end, cleans up, and reports.
+package quarksjob
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
+	"code.cloudfoundry.org/quarks-job/controller/internal/metrics"
+	"code.cloudfoundry.org/quarks-job/controller/internal/runs"
+	"code.cloudfoundry.org/quarks-job/controller/internal/trigger"
+)
+
+// jobOwnerIndex indexes Jobs by the name of the QuarksJob that controls them.
+const jobOwnerIndex = ".metadata.controller.quarksjob"
+
+// Reconciler reconciles QuarksJobs.
+type Reconciler struct {
+	// Client reads from the manager's cache and writes to the API server.
+	Client client.Client
+	// APIReader reads from the API server, for the few decisions a stale
+	// cache must not make: starting a run, and declaring a Job gone.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// SetupWithManager registers the reconciler and the Job index it needs.
+func (r *Reconciler) SetupWithManager(mgr manager.Manager, options controller.Options) error {
+	if r.Now == nil {
+		r.Now = time.Now
+	}
+	err := mgr.GetFieldIndexer().IndexField(context.Background(), &batchv1.Job{}, jobOwnerIndex, func(o client.Object) []string {
+		owner := metav1.GetControllerOf(o)
+		if owner == nil || owner.Kind != "QuarksJob" || owner.APIVersion != qjv1.GroupVersion.String() {
+			return nil
+		}
+		return []string{owner.Name}
+	})
+	if err != nil {
+		return fmt.Errorf("indexing Jobs by QuarksJob: %w", err)
+	}
+	return builder.ControllerManagedBy(mgr).
+		For(&qjv1.QuarksJob{}).
+		Owns(&batchv1.Job{}).
+		WithOptions(options).
+		Complete(r)
+}
+
+// +kubebuilder:rbac:groups=quarks.cloudfoundry.org,resources=quarksjobs,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=quarks.cloudfoundry.org,resources=quarksjobs/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile fetches the QuarksJob and its Jobs, accepts a trigger, starts the
+// requested run when none is active, deletes finished Jobs whose record is
+// in the status, and writes the status once.
+func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	qjob := &qjv1.QuarksJob{}
+	if err := r.Client.Get(ctx, req.NamespacedName, qjob); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	if !qjob.DeletionTimestamp.IsZero() {
+		// The garbage collector deletes the Jobs with their owner.
+		return reconcile.Result{}, nil
+	}
+	jobs, err := r.jobsOf(ctx, qjob)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+
+	request, requested, err := trigger.FromAnnotations(qjob.Annotations)
+	if err != nil {
+		log.FromContext(ctx).Error(err, "ignoring a damaged run request")
+	}
+	// fresh is true when qjob, status included, is known to be current: it
+	// came back from a write that checked its resourceVersion.
+	fresh := false
+	if next, by, fires := trigger.Accept(qjob.Spec.Trigger.Strategy); fires {
+		request, err = r.accept(ctx, qjob, jobs, request, requested, next, by)
+		if apierrors.IsConflict(err) {
+			return retrySoon, nil
+		}
+		if err != nil {
+			return reconcile.Result{}, err
+		}
+		requested, fresh = true, true
+	}
+
+	obs := observation{jobs: jobs}
+	if err := r.lookForLastJob(ctx, qjob, &obs); err != nil {
+		return reconcile.Result{}, err
+	}
+	if requested && idle(qjob.Status.LastRun) && request.Run > lastNumber(qjob.Status.LastRun) {
+		if err := r.start(ctx, qjob, fresh, &obs); err != nil {
+			return reconcile.Result{}, err
+		}
+	}
+	if err := r.cleanup(ctx, qjob, jobs); err != nil {
+		return reconcile.Result{}, err
+	}
+
+	status := computeStatus(qjob, obs, metav1.NewTime(r.Now()))
+	if equality.Semantic.DeepEqual(status, qjob.Status) {
+		return reconcile.Result{}, nil
+	}
+	before := qjob.DeepCopy()
+	status.LastReconcile = &metav1.Time{Time: r.Now().Truncate(time.Second)}
+	qjob.Status = status
+	err = r.Client.Status().Patch(ctx, qjob, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+	if apierrors.IsConflict(err) {
+		return retrySoon, nil
+	}
+	if err != nil {
+		return reconcile.Result{}, fmt.Errorf("writing status: %w", err)
+	}
+	r.report(before, qjob)
+	return reconcile.Result{}, nil
+}
+
+// retrySoon is the answer to a conflict: the object changed under us, so the
+// cache is about to deliver the newer version; try again then.
+var retrySoon = reconcile.Result{RequeueAfter: 200 * time.Millisecond}
+
+// accept consumes the trigger in the spec: in one write, checked against the
+// resourceVersion, it sets the strategy to next and records the run request.
+// A trigger that arrives while a requested run has not started yet joins
+// that request: at most one run is pending.
+func (r *Reconciler) accept(ctx context.Context, qjob *qjv1.QuarksJob, jobs []batchv1.Job, pending trigger.Request, requested bool, next qjv1.Strategy, by qjv1.RunTrigger) (trigger.Request, error) {
+	newest := lastNumber(qjob.Status.LastRun)
+	for i := range jobs {
+		if n, ok := runs.RunNumber(&jobs[i]); ok && n > newest {
+			newest = n
+		}
+	}
+	if requested && pending.Run > newest {
+		// The cache may not show the requested run's Job yet.
+		started, err := r.jobExists(ctx, qjob, pending.Run)
+		if err != nil {
+			return pending, err
+		}
+		if started {
+			newest = pending.Run
+		}
+	}
+	request := pending
+	if !requested || pending.Run <= newest {
+		request = trigger.Request{Run: newest + 1, By: by, At: r.Now()}
+	}
+
+	before := qjob.DeepCopy()
+	qjob.Spec.Trigger.Strategy = next
+	if qjob.Annotations == nil {
+		qjob.Annotations = map[string]string{}
+	}
+	request.Annotate(qjob.Annotations)
+	if err := r.Client.Patch(ctx, qjob, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+		return request, fmt.Errorf("accepting trigger %q: %w", before.Spec.Trigger.Strategy, err)
+	}
+	return request, nil
+}
+
+// start creates the requested run's Job. It decides on current data: unless
+// qjob came back from a checked write in this reconcile, it is read again
+// from the API server, because a stale status could show a run that already
+// finished (and whose Job was deleted) as not yet started.
+func (r *Reconciler) start(ctx context.Context, qjob *qjv1.QuarksJob, fresh bool, obs *observation) error {
+	if !fresh {
+		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(qjob), qjob); err != nil {
+			return client.IgnoreNotFound(err)
+		}
+	}
+	request, requested, err := trigger.FromAnnotations(qjob.Annotations)
+	last := qjob.Status.LastRun
+	if err != nil || !requested || !idle(last) || request.Run <= lastNumber(last) {
+		return nil
+	}
+	if request.Run > lastNumber(last)+1 {
+		// A crash left a run between the recorded one and the requested one;
+		// it may still be active.
+		active, err := r.activeRunBetween(ctx, qjob, lastNumber(last), request.Run)
+		if err != nil || active {
+			return err
+		}
+	}
+
+	run := runs.Run{Number: request.Run, By: request.By}
+	job, err := runs.NewJob(qjob, run)
+	if err == nil {
+		err = r.Client.Create(ctx, job)
+	}
+	switch {
+	case err == nil:
+		obs.jobs = append(obs.jobs, *job)
+		if !request.At.IsZero() {
+			metrics.TriggerToJob.WithLabelValues(string(request.By)).Observe(r.Now().Sub(request.At).Seconds())
+		}
+	case apierrors.IsAlreadyExists(err):
+		// An earlier reconcile created this run's Job before it was interrupted.
+		existing := &batchv1.Job{}
+		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(job), existing); err != nil {
+			return err
+		}
+		if !ownedBy(existing, qjob) {
+			obs.startFailure = &startFailure{run: run, jobName: job.Name,
+				reason: fmt.Sprintf("a Job named %q exists and is not controlled by this QuarksJob", job.Name)}
+			return nil
+		}
+		obs.jobs = append(obs.jobs, *existing)
+	case apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || apierrors.IsRequestEntityTooLargeError(err):
+		// Retrying cannot help: the run fails, and the request is consumed.
+		obs.startFailure = &startFailure{run: run, jobName: job.Name, reason: "the Job could not be created: " + err.Error()}
+	default:
+		return fmt.Errorf("creating Job %s: %w", job.Name, err)
+	}
+	return nil
+}
+
+// lookForLastJob makes sure obs holds the Job of the run the status shows
+// running. When the cache lacks it, the API server decides whether the Job
+// is gone (deleted by someone) or merely not in the cache yet.
+func (r *Reconciler) lookForLastJob(ctx context.Context, qjob *qjv1.QuarksJob, obs *observation) error {
+	last := qjob.Status.LastRun
+	if last == nil || last.Result != qjv1.RunRunning || obs.job(last.Number) != nil {
+		return nil
+	}
+	job := &batchv1.Job{}
+	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: qjob.Namespace, Name: last.JobName}, job)
+	switch {
+	case apierrors.IsNotFound(err) || (err == nil && !ownedBy(job, qjob)):
+		obs.lastJobGone = true
+		return nil
+	case err != nil:
+		return err
+	}
+	obs.jobs = append(obs.jobs, *job)
+	return nil
+}
+
+// cleanup deletes the Jobs whose record the status already holds: every
+// older run's, and the newest run's when it succeeded. A failed run's Job
+// stays for inspection until the next run starts.
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;delete
+func (r *Reconciler) cleanup(ctx context.Context, qjob *qjv1.QuarksJob, jobs []batchv1.Job) error {
+	recorded := qjob.Status.LastRun
+	if recorded == nil {
+		return nil
+	}
+	for i := range jobs {
+		job := &jobs[i]
+		n, ok := runs.RunNumber(job)
+		if !ok || !job.DeletionTimestamp.IsZero() {
+			continue
+		}
+		if n < recorded.Number || (n == recorded.Number && recorded.Result == qjv1.RunSucceeded) {
+			err := r.Client.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground))
+			if client.IgnoreNotFound(err) != nil {
+				return fmt.Errorf("deleting Job %s of a finished run: %w", job.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// report emits the Events and metrics of the run transitions a status write
+// recorded. It runs after the write, so a retried reconcile does not repeat them.
+func (r *Reconciler) report(before, after *qjv1.QuarksJob) {
+	for _, t := range transitions(before.Status.LastRun, after.Status.LastRun) {
+		switch t.result {
+		case qjv1.RunRunning:
+			metrics.RunsStarted.WithLabelValues(string(t.run.Trigger)).Inc()
+			r.Recorder.Eventf(after, nil, "Normal", "RunStarted", "StartRun", "run %d started Job %s (trigger %s)", t.run.Number, t.run.JobName, t.run.Trigger)
+		case qjv1.RunSucceeded:
+			metrics.RunsFinished.WithLabelValues(string(t.run.Trigger), string(t.result)).Inc()
+			r.Recorder.Eventf(after, nil, "Normal", "RunSucceeded", "FinishRun", "run %d succeeded: %s", t.run.Number, t.run.Message)
+		case qjv1.RunFailed:
+			metrics.RunsFinished.WithLabelValues(string(t.run.Trigger), string(t.result)).Inc()
+			r.Recorder.Eventf(after, nil, "Warning", "RunFailed", "FinishRun", "run %d failed: %s", t.run.Number, t.run.Message)
+		}
+	}
+}
+
+func (r *Reconciler) jobsOf(ctx context.Context, qjob *qjv1.QuarksJob) ([]batchv1.Job, error) {
+	list := &batchv1.JobList{}
+	if err := r.Client.List(ctx, list, client.InNamespace(qjob.Namespace), client.MatchingFields{jobOwnerIndex: qjob.Name}); err != nil {
+		return nil, fmt.Errorf("listing Jobs: %w", err)
+	}
+	jobs := list.Items[:0]
+	for _, job := range list.Items {
+		if ownedBy(&job, qjob) {
+			jobs = append(jobs, job)
+		}
+	}
+	return jobs, nil
+}
+
+func (r *Reconciler) jobExists(ctx context.Context, qjob *qjv1.QuarksJob, run int64) (bool, error) {
+	job := &batchv1.Job{}
+	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: qjob.Namespace, Name: runs.JobName(qjob.Name, run)}, job)
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	return err == nil && ownedBy(job, qjob), err
+}
+
+func (r *Reconciler) activeRunBetween(ctx context.Context, qjob *qjv1.QuarksJob, after, before int64) (bool, error) {
+	list := &batchv1.JobList{}
+	if err := r.APIReader.List(ctx, list, client.InNamespace(qjob.Namespace), client.MatchingLabels{qjv1.LabelQJobName: runs.LabelValue(qjob.Name)}); err != nil {
+		return false, fmt.Errorf("listing Jobs: %w", err)
+	}
+	for i := range list.Items {
+		job := &list.Items[i]
+		if n, ok := runs.RunNumber(job); ok && n > after && n < before && ownedBy(job, qjob) && runs.OutcomeOf(job).Result == qjv1.RunRunning {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func ownedBy(job *batchv1.Job, qjob *qjv1.QuarksJob) bool {
+	owner := metav1.GetControllerOf(job)
+	return owner != nil && owner.UID == qjob.UID
+}
+
+// idle reports whether the recorded newest run has finished.
+func idle(last *qjv1.Run) bool {
+	return last == nil || last.Result != qjv1.RunRunning
+}
+
+func lastNumber(last *qjv1.Run) int64 {
+	if last == nil {
+		return 0
+	}
+	return last.Number
+}

@@ -1,0 +1,242 @@
+package quarksjob
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
+)
+
+func TestOnceRunsOnceThenDone(t *testing.T) {
+	startOperator(t, nil)
+	ns := namespace(t)
+	if err := k8s.Create(ctx, newQJob(ns, "setup", qjv1.StrategyOnce)); err != nil {
+		t.Fatal(err)
+	}
+	waitJobs(t, ns, "setup-1")
+	qjob := waitStatus(t, ns, "setup", lastRun(1, qjv1.RunRunning))
+	if err := strategyIs(qjv1.StrategyDone)(qjob); err != nil {
+		t.Fatal(err)
+	}
+	if c := meta.FindStatusCondition(qjob.Status.Conditions, ConditionRunActive); c == nil || c.Status != metav1.ConditionTrue {
+		t.Errorf("RunActive = %+v", c)
+	}
+	if qjob.Status.LastRun.Trigger != qjv1.RunTriggerOnce || qjob.Status.LastRun.JobName != "setup-1" || qjob.Status.LastRun.StartTime == nil {
+		t.Errorf("lastRun = %+v", qjob.Status.LastRun)
+	}
+	job := &batchv1.Job{}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "setup-1"}, job); err != nil {
+		t.Fatal(err)
+	}
+	if job.Labels["carried"] != "yes" || metav1.GetControllerOf(job).Name != "setup" {
+		t.Errorf("Job labels %v, owner %+v", job.Labels, metav1.GetControllerOf(job))
+	}
+
+	finishJob(t, ns, "setup-1", true)
+	qjob = waitStatus(t, ns, "setup", lastRun(1, qjv1.RunSucceeded))
+	if !qjob.Status.Completed || qjob.Status.RunCount != 1 || qjob.Status.ObservedGeneration != qjob.Generation || qjob.Status.LastRun.CompletionTime == nil {
+		t.Errorf("status = %+v", qjob.Status)
+	}
+	if c := meta.FindStatusCondition(qjob.Status.Conditions, ConditionLastRunSucceeded); c == nil || c.Status != metav1.ConditionTrue {
+		t.Errorf("LastRunSucceeded = %+v", c)
+	}
+	// The succeeded run's Job is deleted; its record stays in the status.
+	waitJobs(t, ns)
+	keepJobs(t, ns, time.Second)
+	eventually(t, "events", func() error {
+		if got := strings.Join(eventReasons(t, ns, "setup"), ","); got != "RunStarted,RunSucceeded" {
+			return fmt.Errorf("events = %s", got)
+		}
+		return nil
+	})
+}
+
+func TestErrand(t *testing.T) {
+	startOperator(t, nil)
+	ns := namespace(t)
+	if err := k8s.Create(ctx, newQJob(ns, "errand", qjv1.StrategyManual)); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, ns, "errand", func(q *qjv1.QuarksJob) error {
+		if q.Status.ObservedGeneration != 1 {
+			return fmt.Errorf("not observed yet")
+		}
+		return nil
+	})
+	keepJobs(t, ns, time.Second)
+
+	setStrategy(t, ns, "errand", qjv1.StrategyNow)
+	waitJobs(t, ns, "errand-1")
+	waitStatus(t, ns, "errand", strategyIs(qjv1.StrategyManual))
+	finishJob(t, ns, "errand-1", true)
+	waitStatus(t, ns, "errand", lastRun(1, qjv1.RunSucceeded))
+	waitJobs(t, ns)
+
+	setStrategy(t, ns, "errand", qjv1.StrategyNow)
+	waitJobs(t, ns, "errand-2")
+	qjob := waitStatus(t, ns, "errand", lastRun(2, qjv1.RunRunning))
+	if err := strategyIs(qjv1.StrategyManual)(qjob); err != nil {
+		t.Error(err)
+	}
+	if qjob.Status.LastRun.Trigger != qjv1.RunTriggerNow {
+		t.Errorf("trigger = %s", qjob.Status.LastRun.Trigger)
+	}
+}
+
+func TestDoneSetToOnceRunsAgain(t *testing.T) {
+	startOperator(t, nil)
+	ns := namespace(t)
+	if err := k8s.Create(ctx, newQJob(ns, "oneoff", qjv1.StrategyOnce)); err != nil {
+		t.Fatal(err)
+	}
+	waitJobs(t, ns, "oneoff-1")
+	finishJob(t, ns, "oneoff-1", true)
+	waitStatus(t, ns, "oneoff", lastRun(1, qjv1.RunSucceeded))
+	waitJobs(t, ns)
+	keepJobs(t, ns, 500*time.Millisecond)
+
+	setStrategy(t, ns, "oneoff", qjv1.StrategyOnce)
+	waitJobs(t, ns, "oneoff-2")
+	waitStatus(t, ns, "oneoff", strategyIs(qjv1.StrategyDone))
+}
+
+func TestOneActiveRunAndOnePendingTrigger(t *testing.T) {
+	startOperator(t, nil)
+	ns := namespace(t)
+	if err := k8s.Create(ctx, newQJob(ns, "busy", qjv1.StrategyNow)); err != nil {
+		t.Fatal(err)
+	}
+	waitJobs(t, ns, "busy-1")
+	waitStatus(t, ns, "busy", strategyIs(qjv1.StrategyManual))
+
+	// Three triggers during the active run: each is accepted, together they
+	// make one pending run.
+	for i := 0; i < 3; i++ {
+		setStrategy(t, ns, "busy", qjv1.StrategyNow)
+		waitStatus(t, ns, "busy", strategyIs(qjv1.StrategyManual))
+	}
+	qjob := waitStatus(t, ns, "busy", func(q *qjv1.QuarksJob) error {
+		if c := meta.FindStatusCondition(q.Status.Conditions, ConditionRunPending); c == nil || c.Status != metav1.ConditionTrue {
+			return fmt.Errorf("RunPending = %+v", c)
+		}
+		return nil
+	})
+	if qjob.Status.LastRun.Number != 1 {
+		t.Fatalf("lastRun = %+v", qjob.Status.LastRun)
+	}
+	keepJobs(t, ns, 500*time.Millisecond, "busy-1")
+
+	finishJob(t, ns, "busy-1", true)
+	waitJobs(t, ns, "busy-2")
+	waitStatus(t, ns, "busy", lastRun(2, qjv1.RunRunning))
+	finishJob(t, ns, "busy-2", true)
+	waitStatus(t, ns, "busy", lastRun(2, qjv1.RunSucceeded))
+	waitJobs(t, ns)
+	keepJobs(t, ns, time.Second)
+	qjob = getQJob(t, ns, "busy")
+	if c := meta.FindStatusCondition(qjob.Status.Conditions, ConditionRunPending); c == nil || c.Status != metav1.ConditionFalse {
+		t.Errorf("RunPending = %+v", c)
+	}
+}
+
+func TestFailedRunKeepsItsJobUntilTheNextRun(t *testing.T) {
+	startOperator(t, nil)
+	ns := namespace(t)
+	if err := k8s.Create(ctx, newQJob(ns, "flaky", qjv1.StrategyNow)); err != nil {
+		t.Fatal(err)
+	}
+	waitJobs(t, ns, "flaky-1")
+	finishJob(t, ns, "flaky-1", false)
+	qjob := waitStatus(t, ns, "flaky", lastRun(1, qjv1.RunFailed))
+	if qjob.Status.Completed || !strings.Contains(qjob.Status.LastRun.Message, "BackoffLimitExceeded") {
+		t.Errorf("status = %+v", qjob.Status)
+	}
+	if c := meta.FindStatusCondition(qjob.Status.Conditions, ConditionLastRunSucceeded); c == nil || c.Status != metav1.ConditionFalse {
+		t.Errorf("LastRunSucceeded = %+v", c)
+	}
+	keepJobs(t, ns, time.Second, "flaky-1")
+
+	setStrategy(t, ns, "flaky", qjv1.StrategyNow)
+	waitJobs(t, ns, "flaky-2")
+	eventually(t, "events", func() error {
+		if got := strings.Join(eventReasons(t, ns, "flaky"), ","); got != "RunStarted,RunFailed,RunStarted" {
+			return fmt.Errorf("events = %s", got)
+		}
+		return nil
+	})
+}
+
+func TestInvalidTemplateFailsTheRunWithoutRetrying(t *testing.T) {
+	startOperator(t, nil)
+	ns := namespace(t)
+	qjob := newQJob(ns, "broken", qjv1.StrategyOnce)
+	// The CRD schema accepts this; the Job API does not.
+	qjob.Spec.Template.Spec.Template.Spec.Containers[0].Image = ""
+	if err := k8s.Create(ctx, qjob); err != nil {
+		t.Fatal(err)
+	}
+	got := waitStatus(t, ns, "broken", lastRun(1, qjv1.RunFailed))
+	if !strings.Contains(got.Status.LastRun.Message, "could not be created") || !strings.Contains(got.Status.LastRun.Message, "image") {
+		t.Errorf("message = %q", got.Status.LastRun.Message)
+	}
+	keepJobs(t, ns, time.Second)
+	if again := getQJob(t, ns, "broken"); again.Status.RunCount != 1 {
+		t.Errorf("runCount = %d", again.Status.RunCount)
+	}
+}
+
+func TestDeletedJobFailsTheRun(t *testing.T) {
+	startOperator(t, nil)
+	ns := namespace(t)
+	if err := k8s.Create(ctx, newQJob(ns, "gone", qjv1.StrategyOnce)); err != nil {
+		t.Fatal(err)
+	}
+	waitJobs(t, ns, "gone-1")
+	waitStatus(t, ns, "gone", lastRun(1, qjv1.RunRunning))
+	job := &batchv1.Job{}
+	job.Name, job.Namespace = "gone-1", ns
+	if err := k8s.Delete(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	got := waitStatus(t, ns, "gone", lastRun(1, qjv1.RunFailed))
+	if !strings.Contains(got.Status.LastRun.Message, "deleted") {
+		t.Errorf("message = %q", got.Status.LastRun.Message)
+	}
+}
+
+func TestRestartStartsNothing(t *testing.T) {
+	op := startOperator(t, nil)
+	ns := namespace(t)
+	for _, s := range []qjv1.Strategy{qjv1.StrategyOnce, qjv1.StrategyNow} {
+		if err := k8s.Create(ctx, newQJob(ns, "r-"+string(s), s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := k8s.Create(ctx, newQJob(ns, "r-manual", qjv1.StrategyManual)); err != nil {
+		t.Fatal(err)
+	}
+	waitJobs(t, ns, "r-now-1", "r-once-1")
+	finishJob(t, ns, "r-once-1", true)
+	finishJob(t, ns, "r-now-1", false)
+	waitStatus(t, ns, "r-once", lastRun(1, qjv1.RunSucceeded))
+	waitStatus(t, ns, "r-now", lastRun(1, qjv1.RunFailed))
+	waitJobs(t, ns, "r-now-1")
+
+	for i := 0; i < 2; i++ {
+		op.stop()
+		op = startOperator(t, nil)
+		keepJobs(t, ns, 1500*time.Millisecond, "r-now-1")
+	}
+	for _, name := range []string{"r-once", "r-now"} {
+		if q := getQJob(t, ns, name); q.Status.RunCount != 1 {
+			t.Errorf("%s: runCount = %d", name, q.Status.RunCount)
+		}
+	}
+}

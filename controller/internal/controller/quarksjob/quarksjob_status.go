@@ -1,0 +1,198 @@
+package quarksjob
+
+import (
+	"fmt"
+	"strconv"
+
+	batchv1 "k8s.io/api/batch/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
+	"code.cloudfoundry.org/quarks-job/controller/internal/runs"
+	"code.cloudfoundry.org/quarks-job/controller/internal/trigger"
+)
+
+// Condition types of a QuarksJob.
+const (
+	// ConditionRunActive is True while a run's Job is active.
+	ConditionRunActive = "RunActive"
+	// ConditionRunPending is True while an accepted trigger waits for the
+	// active run to end.
+	ConditionRunPending = "RunPending"
+	// ConditionLastRunSucceeded tells how the newest finished run ended.
+	ConditionLastRunSucceeded = "LastRunSucceeded"
+	// ConditionOutputPersisted tells whether the newest finished run's
+	// declared output was written to Secrets.
+	ConditionOutputPersisted = "OutputPersisted"
+)
+
+// observation is what a reconcile saw and did.
+type observation struct {
+	// jobs are the QuarksJob's Jobs, including one created by this reconcile.
+	jobs []batchv1.Job
+	// lastJobGone is true when the Job of the run the status shows running
+	// no longer exists.
+	lastJobGone bool
+	// startFailure is set when the requested run's Job could not be created.
+	startFailure *startFailure
+}
+
+type startFailure struct {
+	run     runs.Run
+	jobName string
+	reason  string
+}
+
+func (o *observation) job(run int64) *batchv1.Job {
+	for i := range o.jobs {
+		if n, ok := runs.RunNumber(&o.jobs[i]); ok && n == run {
+			return &o.jobs[i]
+		}
+	}
+	return nil
+}
+
+// computeStatus derives the status from the recorded status and what the
+// reconcile observed. It is pure: the reconciler writes its result once.
+func computeStatus(qjob *qjv1.QuarksJob, obs observation, now metav1.Time) qjv1.QuarksJobStatus {
+	status := *qjob.Status.DeepCopy()
+	status.ObservedGeneration = qjob.Generation
+	last := status.LastRun
+
+	// A newer run than the recorded one: a Job this or an interrupted
+	// earlier reconcile created.
+	for i := range obs.jobs {
+		job := &obs.jobs[i]
+		if n, ok := runs.RunNumber(job); ok && (last == nil || n > last.Number) {
+			last = newRun(job, n)
+		}
+	}
+	if f := obs.startFailure; f != nil && (last == nil || f.run.Number > last.Number) {
+		// No startTime: the run never started.
+		last = &qjv1.Run{Number: f.run.Number, JobName: f.jobName, Trigger: f.run.By,
+			CompletionTime: &now, Result: qjv1.RunFailed, Message: f.reason}
+		finish(&status, last, nil)
+	}
+
+	if last != nil && last.Result == qjv1.RunRunning {
+		if job := obs.job(last.Number); job != nil {
+			outcome := runs.OutcomeOf(job)
+			if outcome.Result != qjv1.RunRunning {
+				last.Result, last.Message, last.CompletionTime = outcome.Result, outcome.Message, outcome.CompletionTime
+				finish(&status, last, &outcome)
+			}
+		} else if obs.lastJobGone {
+			last.Result, last.CompletionTime = qjv1.RunFailed, &now
+			last.Message = fmt.Sprintf("the Job %s was deleted before it finished", last.JobName)
+			finish(&status, last, nil)
+		}
+	}
+
+	status.LastRun = last
+	if last != nil {
+		status.RunCount = max(status.RunCount, last.Number)
+		if last.InputsHash != "" {
+			status.InputsHash = last.InputsHash
+		}
+	}
+	setRunConditions(&status, qjob, now)
+	return status
+}
+
+// newRun is the record of a run whose Job the status does not know yet.
+func newRun(job *batchv1.Job, n int64) *qjv1.Run {
+	start := job.CreationTimestamp
+	run := &qjv1.Run{
+		Number:     n,
+		JobName:    job.Name,
+		Trigger:    qjv1.RunTrigger(job.Annotations[qjv1.AnnotationRunTrigger]),
+		Result:     qjv1.RunRunning,
+		InputsHash: job.Annotations[qjv1.AnnotationInputsHash],
+	}
+	if !start.IsZero() {
+		run.StartTime = &start
+	}
+	return run
+}
+
+// finish records a run that just ended in the status fields that describe
+// the newest finished run.
+func finish(status *qjv1.QuarksJobStatus, last *qjv1.Run, outcome *runs.Outcome) {
+	status.Completed = last.Result == qjv1.RunSucceeded
+	status.Secrets = nil
+	condition := metav1.Condition{Type: ConditionLastRunSucceeded, Status: metav1.ConditionTrue, Reason: "Succeeded", Message: last.Message}
+	if last.Result != qjv1.RunSucceeded {
+		condition.Status, condition.Reason = metav1.ConditionFalse, "Failed"
+	}
+	meta.SetStatusCondition(&status.Conditions, condition)
+
+	if outcome == nil || !outcome.DeclaresOutput {
+		meta.RemoveStatusCondition(&status.Conditions, ConditionOutputPersisted)
+		return
+	}
+	persisted := metav1.Condition{Type: ConditionOutputPersisted, Status: metav1.ConditionFalse, Reason: "NotPersisted",
+		Message: fmt.Sprintf("run %d: no output was uploaded", last.Number)}
+	if out := outcome.Output; out != nil {
+		status.Secrets = out.Secrets
+		persisted.Message = fmt.Sprintf("run %d wrote %d Secrets", last.Number, len(out.Secrets))
+		if len(out.Problems) > 0 {
+			persisted.Message += "; problems: " + fmt.Sprint(out.Problems)
+		}
+		if out.Persisted {
+			persisted.Status, persisted.Reason = metav1.ConditionTrue, "Persisted"
+		}
+	}
+	meta.SetStatusCondition(&status.Conditions, persisted)
+}
+
+func setRunConditions(status *qjv1.QuarksJobStatus, qjob *qjv1.QuarksJob, now metav1.Time) {
+	last := status.LastRun
+	active := metav1.Condition{Type: ConditionRunActive, Status: metav1.ConditionFalse, Reason: "Idle", Message: "no run is active"}
+	if last != nil && last.Result == qjv1.RunRunning {
+		active.Status, active.Reason = metav1.ConditionTrue, "Running"
+		active.Message = fmt.Sprintf("run %d (Job %s) is running", last.Number, last.JobName)
+	}
+	meta.SetStatusCondition(&status.Conditions, active)
+
+	pending := metav1.Condition{Type: ConditionRunPending, Status: metav1.ConditionFalse, Reason: "NoTrigger", Message: "no trigger is waiting"}
+	if request, ok, err := trigger.FromAnnotations(qjob.Annotations); err == nil && ok && request.Run > lastNumber(last) {
+		pending.Status, pending.Reason = metav1.ConditionTrue, "WaitingForActiveRun"
+		pending.Message = "run " + strconv.FormatInt(request.Run, 10) + " (trigger " + string(request.By) + ") starts when the active run ends"
+	}
+	meta.SetStatusCondition(&status.Conditions, pending)
+
+	if meta.FindStatusCondition(status.Conditions, ConditionLastRunSucceeded) == nil {
+		meta.SetStatusCondition(&status.Conditions, metav1.Condition{Type: ConditionLastRunSucceeded, Status: metav1.ConditionUnknown,
+			Reason: "NoRunFinished", Message: "no run has finished yet"})
+	}
+	for i := range status.Conditions {
+		status.Conditions[i].ObservedGeneration = qjob.Generation
+		if status.Conditions[i].LastTransitionTime.IsZero() {
+			status.Conditions[i].LastTransitionTime = now
+		}
+	}
+}
+
+// transition is a run reaching a result.
+type transition struct {
+	run    *qjv1.Run
+	result qjv1.RunResult
+}
+
+// transitions lists the run transitions between two recorded newest runs:
+// a run that started, and a run that finished (possibly the same one).
+func transitions(before, after *qjv1.Run) []transition {
+	if after == nil {
+		return nil
+	}
+	var ts []transition
+	isNew := before == nil || after.Number > before.Number
+	if isNew && after.StartTime != nil {
+		ts = append(ts, transition{after, qjv1.RunRunning})
+	}
+	if after.Result != qjv1.RunRunning && (isNew || before.Result == qjv1.RunRunning) {
+		ts = append(ts, transition{after, after.Result})
+	}
+	return ts
+}

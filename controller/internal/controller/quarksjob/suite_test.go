@@ -1,0 +1,140 @@
+package quarksjob
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
+)
+
+// The integration tests run the reconciler against a real kube-apiserver and
+// etcd (envtest). There is no Job controller and no kubelet: the tests finish
+// runs by writing the Job status themselves.
+var (
+	testConfig *rest.Config
+	testScheme = runtime.NewScheme()
+	k8s        client.Client
+	nsCounter  atomic.Int64
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		fmt.Fprintln(os.Stderr, "KUBEBUILDER_ASSETS is not set: run the tests with `make test-unit`, which builds the Kubernetes binaries")
+		os.Exit(1)
+	}
+	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.Level(zapLevel()))))
+	_ = clientgoscheme.AddToScheme(testScheme)
+	_ = qjv1.AddToScheme(testScheme)
+	env := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "..", "..", "charts", "quarks-job", "files", "crds")},
+		ErrorIfCRDPathMissing: true,
+	}
+	var err error
+	testConfig, err = env.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starting the test control plane:", err)
+		os.Exit(1)
+	}
+	k8s, err = client.New(testConfig, client.Options{Scheme: testScheme})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	if err := env.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "stopping the test control plane:", err)
+	}
+	os.Exit(code)
+}
+
+func zapLevel() int8 {
+	if os.Getenv("TEST_VERBOSE") != "" {
+		return -1
+	}
+	return 2 // errors of level 2 and above only: keep test output readable
+}
+
+// operator is a running manager with the reconciler.
+type operator struct {
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// startOperator starts a manager with the reconciler. wrap, if not nil,
+// wraps the reconciler's client (to inject failures).
+func startOperator(t testing.TB, wrap func(client.Client, context.CancelFunc) client.Client) *operator {
+	t.Helper()
+	mgr, err := ctrl.NewManager(testConfig, ctrl.Options{
+		Scheme:                 testScheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Controller:             skipNameValidation(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := mgr.GetClient()
+	if wrap != nil {
+		c = wrap(c, cancel)
+	}
+	r := &Reconciler{Client: c, APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("quarks-job")}
+	if err := r.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: 8}); err != nil {
+		t.Fatal(err)
+	}
+	op := &operator{cancel: cancel, done: make(chan error, 1)}
+	go func() { op.done <- mgr.Start(ctx) }()
+	t.Cleanup(op.stop)
+	return op
+}
+
+func (o *operator) stop() {
+	o.cancel()
+	<-o.done
+	o.done <- nil // stop is idempotent
+}
+
+// namespace creates a namespace for one test.
+func namespace(t testing.TB) string {
+	t.Helper()
+	name := fmt.Sprintf("test-%d-%d", time.Now().Unix()%100000, nsCounter.Add(1))
+	if err := k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+func newQJob(ns, name string, strategy qjv1.Strategy) *qjv1.QuarksJob {
+	return &qjv1.QuarksJob{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: qjv1.QuarksJobSpec{
+			Trigger: qjv1.Trigger{Strategy: strategy},
+			Template: batchv1.JobTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"carried": "yes"}},
+				Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+					RestartPolicy: corev1.RestartPolicyNever,
+					Containers:    []corev1.Container{{Name: "main", Image: "busybox", Command: []string{"true"}}},
+				}}},
+			},
+		},
+	}
+}

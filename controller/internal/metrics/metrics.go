@@ -1,0 +1,33 @@
+// Package metrics holds the operator's Prometheus metrics, registered on
+// controller-runtime's registry so the manager's metrics endpoint serves them.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+var (
+	// RunsStarted counts started runs by trigger.
+	RunsStarted = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "quarksjob_runs_started_total",
+		Help: "Runs started, by trigger.",
+	}, []string{"trigger"})
+
+	// RunsFinished counts finished runs by trigger and result.
+	RunsFinished = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "quarksjob_runs_finished_total",
+		Help: "Runs finished, by trigger and result.",
+	}, []string{"trigger", "result"})
+
+	// TriggerToJob is the time from accepting a trigger to creating its Job.
+	TriggerToJob = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "quarksjob_trigger_to_job_created_seconds",
+		Help:    "Time from accepting a trigger to creating the run's Job, by trigger.",
+		Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
+	}, []string{"trigger"})
+)
+
+func init() {
+	metrics.Registry.MustRegister(RunsStarted, RunsFinished, TriggerToJob)
+}

@@ -1,0 +1,91 @@
+package runs
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
+)
+
+// Run is what a new run's Job is made of besides the QuarksJob.
+type Run struct {
+	Number     int64
+	By         qjv1.RunTrigger
+	InputsHash string
+}
+
+// NewJob returns run's Job for qjob: the template's Job with its labels and
+// annotations, the run's labels on the Job and its pods, the output spec
+// snapshotted in an annotation, and qjob as controlling owner.
+func NewJob(qjob *qjv1.QuarksJob, run Run) (*batchv1.Job, error) {
+	template := qjob.Spec.Template.DeepCopy()
+	runLabels := map[string]string{
+		qjv1.LabelQJobName: LabelValue(qjob.Name),
+		qjv1.LabelRun:      strconv.FormatInt(run.Number, 10),
+	}
+	job := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        JobName(qjob.Name, run.Number),
+			Namespace:   qjob.Namespace,
+			Labels:      merge(template.Labels, runLabels),
+			Annotations: merge(template.Annotations, map[string]string{qjv1.AnnotationRunTrigger: string(run.By)}),
+			OwnerReferences: []metav1.OwnerReference{{
+				APIVersion:         qjv1.GroupVersion.String(),
+				Kind:               "QuarksJob",
+				Name:               qjob.Name,
+				UID:                qjob.UID,
+				Controller:         ptr.To(true),
+				BlockOwnerDeletion: ptr.To(true),
+			}},
+		},
+		Spec: template.Spec,
+	}
+	if run.InputsHash != "" {
+		job.Annotations[qjv1.AnnotationInputsHash] = run.InputsHash
+	}
+
+	pod := &job.Spec.Template
+	pod.Labels = merge(pod.Labels, runLabels)
+	if pod.Spec.RestartPolicy == "" {
+		// A Job's pods may not restart Always, the pod default.
+		pod.Spec.RestartPolicy = corev1.RestartPolicyNever
+	}
+
+	if output := qjob.Spec.Output; output != nil && len(output.OutputMap) > 0 {
+		spec, err := json.Marshal(output)
+		if err != nil {
+			return nil, fmt.Errorf("snapshotting the output spec: %w", err)
+		}
+		files, err := json.Marshal(output.OutputMap.Files())
+		if err != nil {
+			return nil, fmt.Errorf("listing the output files: %w", err)
+		}
+		job.Annotations[qjv1.AnnotationOutputSpec] = string(spec)
+		pod.Annotations = merge(pod.Annotations, map[string]string{qjv1.AnnotationOutputFiles: string(files)})
+	}
+	return job, nil
+}
+
+// RunNumber is the run number of one of a QuarksJob's Jobs, from its label.
+func RunNumber(job *batchv1.Job) (int64, bool) {
+	n, err := strconv.ParseInt(job.Labels[qjv1.LabelRun], 10, 64)
+	return n, err == nil && n > 0
+}
+
+// merge returns a new map with the entries of base overridden by those of extra.
+func merge(base, extra map[string]string) map[string]string {
+	merged := make(map[string]string, len(base)+len(extra))
+	for k, v := range base {
+		merged[k] = v
+	}
+	for k, v := range extra {
+		merged[k] = v
+	}
+	return merged
+}
