@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
@@ -48,6 +49,7 @@ func newCommand() *cobra.Command {
 	f.StringSlice("watch-namespaces", nil, "namespaces to watch (comma-separated); all when empty")
 	f.String("log-level", "info", "log level: debug, info or error")
 	f.Int("workers", 8, "QuarksJobs reconciled in parallel")
+	f.Duration("config-change-debounce", time.Second, "how long referenced configuration must stay unchanged before a change runs a one-off again")
 	f.Bool("leader-elect", false, "elect a leader so that only one replica acts")
 	f.String("leader-election-namespace", "", "namespace of the leader election lease; the pod's namespace when empty")
 	f.String("leader-election-id", "quarks-job.quarks.cloudfoundry.org", "name of the leader election lease")
@@ -87,7 +89,8 @@ func run(v *viper.Viper) error {
 	if err := qjv1.AddToScheme(scheme); err != nil {
 		return err
 	}
-	cacheOptions := cache.Options{}
+	// Managed fields are never read; dropping them keeps the cache small.
+	cacheOptions := cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
 	if namespaces := v.GetStringSlice("watch-namespaces"); len(namespaces) > 0 {
 		cacheOptions.DefaultNamespaces = map[string]cache.Config{}
 		for _, ns := range namespaces {
@@ -112,6 +115,8 @@ func run(v *viper.Viper) error {
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("quarks-job"),
+
+		ConfigChangeDebounce: v.GetDuration("config-change-debounce"),
 	}
 	if err := reconciler.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: v.GetInt("workers")}); err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
+	"code.cloudfoundry.org/quarks-job/controller/internal/references"
 )
 
 // Run is what a new run's Job is made of besides the QuarksJob.
@@ -18,6 +19,8 @@ type Run struct {
 	Number     int64
 	By         qjv1.RunTrigger
 	InputsHash string
+	// Renames maps referenced versioned Secret names to the newest version.
+	Renames map[string]string
 }
 
 // NewJob returns run's Job for qjob: the template's Job with its labels and
@@ -52,6 +55,7 @@ func NewJob(qjob *qjv1.QuarksJob, run Run) (*batchv1.Job, error) {
 
 	pod := &job.Spec.Template
 	pod.Labels = merge(pod.Labels, runLabels)
+	references.Rename(&pod.Spec, run.Renames)
 	if pod.Spec.RestartPolicy == "" {
 		// A Job's pods may not restart Always, the pod default.
 		pod.Spec.RestartPolicy = corev1.RestartPolicyNever

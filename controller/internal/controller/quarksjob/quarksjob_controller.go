@@ -8,6 +8,7 @@ import (
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -16,12 +17,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
 	"code.cloudfoundry.org/quarks-job/controller/internal/metrics"
+	"code.cloudfoundry.org/quarks-job/controller/internal/references"
 	"code.cloudfoundry.org/quarks-job/controller/internal/runs"
 	"code.cloudfoundry.org/quarks-job/controller/internal/trigger"
 )
@@ -37,8 +40,15 @@ type Reconciler struct {
 	// cache must not make: starting a run, and declaring a Job gone.
 	APIReader client.Reader
 	Recorder  events.EventRecorder
+	// ConfigChangeDebounce is how long the referenced configuration must
+	// stay unchanged before a change starts a run, so that a burst of
+	// changes makes one run.
+	ConfigChangeDebounce time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+
+	digests  digests
+	debounce debouncer
 }
 
 // SetupWithManager registers the reconciler and the Job index it needs.
@@ -56,11 +66,39 @@ func (r *Reconciler) SetupWithManager(mgr manager.Manager, options controller.Op
 	if err != nil {
 		return fmt.Errorf("indexing Jobs by QuarksJob: %w", err)
 	}
+	err = mgr.GetFieldIndexer().IndexField(context.Background(), &qjv1.QuarksJob{}, referenceIndex, func(o client.Object) []string {
+		return referenceKeys(o.(*qjv1.QuarksJob))
+	})
+	if err != nil {
+		return fmt.Errorf("indexing QuarksJobs by the objects they reference: %w", err)
+	}
+	// Secrets and ConfigMaps are watched as metadata only: the data of the
+	// referenced ones is read when their resourceVersion changes.
 	return builder.ControllerManagedBy(mgr).
 		For(&qjv1.QuarksJob{}).
 		Owns(&batchv1.Job{}).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.readersOf(references.Secret)), builder.OnlyMetadata).
+		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.readersOf(references.ConfigMap)), builder.OnlyMetadata).
 		WithOptions(options).
 		Complete(r)
+}
+
+// readersOf maps a changed Secret or ConfigMap to the QuarksJobs that read it.
+func (r *Reconciler) readersOf(kind references.Kind) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		var requests []reconcile.Request
+		for _, key := range keysFor(kind, o.GetName()) {
+			list := &qjv1.QuarksJobList{}
+			if err := r.Client.List(ctx, list, client.InNamespace(o.GetNamespace()), client.MatchingFields{referenceIndex: key}); err != nil {
+				log.FromContext(ctx).Error(err, "finding the QuarksJobs that read an object", "kind", kind, "name", o.GetName())
+				continue
+			}
+			for _, q := range list.Items {
+				requests = append(requests, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&q)})
+			}
+		}
+		return requests
+	}
 }
 
 // +kubebuilder:rbac:groups=quarks.cloudfoundry.org,resources=quarksjobs,verbs=get;list;watch;update;patch
@@ -102,6 +140,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		}
 		requested, fresh = true, true
 	}
+	recheck, err := r.detectConfigChange(ctx, qjob, jobs, &request, &requested, &fresh)
+	if apierrors.IsConflict(err) {
+		return retrySoon, nil
+	}
+	if err != nil {
+		return reconcile.Result{}, err
+	}
 
 	obs := observation{jobs: jobs}
 	if err := r.lookForLastJob(ctx, qjob, &obs); err != nil {
@@ -118,7 +163,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 
 	status := computeStatus(qjob, obs, metav1.NewTime(r.Now()))
 	if equality.Semantic.DeepEqual(status, qjob.Status) {
-		return reconcile.Result{}, nil
+		return reconcile.Result{RequeueAfter: recheck}, nil
 	}
 	before := qjob.DeepCopy()
 	status.LastReconcile = &metav1.Time{Time: r.Now().Truncate(time.Second)}
@@ -131,7 +176,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{}, fmt.Errorf("writing status: %w", err)
 	}
 	r.report(before, qjob)
-	return reconcile.Result{}, nil
+	return reconcile.Result{RequeueAfter: recheck}, nil
 }
 
 // retrySoon is the answer to a conflict: the object changed under us, so the
@@ -176,6 +221,60 @@ func (r *Reconciler) accept(ctx context.Context, qjob *qjv1.QuarksJob, jobs []ba
 	return request, nil
 }
 
+// detectConfigChange requests a run of a one-off with updateOnConfigChange
+// when the hash of its referenced data differs from the newest run's, and
+// has stayed so for the debounce window. It returns when to look again while
+// a change settles. A requested run that has not started yet reads the
+// newest data when it starts, so nothing more is requested meanwhile.
+func (r *Reconciler) detectConfigChange(ctx context.Context, qjob *qjv1.QuarksJob, jobs []batchv1.Job, request *trigger.Request, requested, fresh *bool) (time.Duration, error) {
+	if !qjob.Spec.UpdateOnConfigChange || qjob.Spec.Trigger.Strategy != qjv1.StrategyDone {
+		return 0, nil
+	}
+	newest, newestHash := newestRun(qjob, jobs)
+	if newest == 0 || newestHash == "" || (*requested && request.Run > newest) {
+		return 0, nil
+	}
+	key := client.ObjectKeyFromObject(qjob)
+	in, err := r.readInputs(ctx, qjob, true)
+	if err != nil {
+		return 0, err
+	}
+	if in.hash == newestHash {
+		r.debounce.forget(key)
+		return 0, nil
+	}
+	if settled, wait := r.debounce.settled(key, in.hash, r.Now(), r.ConfigChangeDebounce); !settled {
+		return wait, nil
+	}
+
+	next := trigger.Request{Run: newest + 1, By: qjv1.RunTriggerConfigChange, At: r.Now()}
+	before := qjob.DeepCopy()
+	if qjob.Annotations == nil {
+		qjob.Annotations = map[string]string{}
+	}
+	next.Annotate(qjob.Annotations)
+	if err := r.Client.Patch(ctx, qjob, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+		return 0, fmt.Errorf("requesting a run for a configuration change: %w", err)
+	}
+	*request, *requested, *fresh = next, true, true
+	return 0, nil
+}
+
+// newestRun is the number and inputs hash of the newest run the status or
+// the cached Jobs know.
+func newestRun(qjob *qjv1.QuarksJob, jobs []batchv1.Job) (int64, string) {
+	number, hash := int64(0), ""
+	if last := qjob.Status.LastRun; last != nil {
+		number, hash = last.Number, last.InputsHash
+	}
+	for i := range jobs {
+		if n, ok := runs.RunNumber(&jobs[i]); ok && n > number {
+			number, hash = n, jobs[i].Annotations[qjv1.AnnotationInputsHash]
+		}
+	}
+	return number, hash
+}
+
 // start creates the requested run's Job. It decides on current data: unless
 // qjob came back from a checked write in this reconcile, it is read again
 // from the API server, because a stale status could show a run that already
@@ -200,7 +299,16 @@ func (r *Reconciler) start(ctx context.Context, qjob *qjv1.QuarksJob, fresh bool
 		}
 	}
 
-	run := runs.Run{Number: request.Run, By: request.By}
+	in, err := r.readInputs(ctx, qjob, true)
+	if err != nil {
+		return err
+	}
+	if len(in.missing) > 0 {
+		// Held until they exist; their creation brings the QuarksJob back.
+		obs.waitingFor = in.missing
+		return nil
+	}
+	run := runs.Run{Number: request.Run, By: request.By, InputsHash: in.hash, Renames: in.renames}
 	job, err := runs.NewJob(qjob, run)
 	if err == nil {
 		err = r.Client.Create(ctx, job)

@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
+	"code.cloudfoundry.org/quarks-job/controller/internal/references"
 	"code.cloudfoundry.org/quarks-job/controller/internal/runs"
 	"code.cloudfoundry.org/quarks-job/controller/internal/trigger"
 )
@@ -25,6 +26,9 @@ const (
 	// ConditionOutputPersisted tells whether the newest finished run's
 	// declared output was written to Secrets.
 	ConditionOutputPersisted = "OutputPersisted"
+	// ConditionWaitingForReferences is True while a requested run waits for
+	// ConfigMaps or Secrets its pods need; the message names them.
+	ConditionWaitingForReferences = "WaitingForReferences"
 )
 
 // observation is what a reconcile saw and did.
@@ -36,6 +40,8 @@ type observation struct {
 	lastJobGone bool
 	// startFailure is set when the requested run's Job could not be created.
 	startFailure *startFailure
+	// waitingFor lists the missing objects that hold the requested run.
+	waitingFor []references.Ref
 }
 
 type startFailure struct {
@@ -71,7 +77,7 @@ func computeStatus(qjob *qjv1.QuarksJob, obs observation, now metav1.Time) qjv1.
 	if f := obs.startFailure; f != nil && (last == nil || f.run.Number > last.Number) {
 		// No startTime: the run never started.
 		last = &qjv1.Run{Number: f.run.Number, JobName: f.jobName, Trigger: f.run.By,
-			CompletionTime: &now, Result: qjv1.RunFailed, Message: f.reason}
+			CompletionTime: &now, Result: qjv1.RunFailed, Message: f.reason, InputsHash: f.run.InputsHash}
 		finish(&status, last, nil)
 	}
 
@@ -97,6 +103,15 @@ func computeStatus(qjob *qjv1.QuarksJob, obs observation, now metav1.Time) qjv1.
 		}
 	}
 	setRunConditions(&status, qjob, now)
+	waiting := metav1.Condition{Type: ConditionWaitingForReferences, Status: metav1.ConditionFalse, Reason: "ReferencesFound", Message: "no run is held"}
+	if len(obs.waitingFor) > 0 {
+		waiting.Status, waiting.Reason = metav1.ConditionTrue, "MissingReferences"
+		waiting.Message = "the run starts when these exist: " + inputs{missing: obs.waitingFor}.missingNames()
+	}
+	waiting.ObservedGeneration = qjob.Generation
+	if meta.SetStatusCondition(&status.Conditions, waiting) {
+		meta.FindStatusCondition(status.Conditions, ConditionWaitingForReferences).LastTransitionTime = now
+	}
 	return status
 }
 

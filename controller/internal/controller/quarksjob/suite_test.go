@@ -73,6 +73,9 @@ func zapLevel() int8 {
 	return 2 // errors of level 2 and above only: keep test output readable
 }
 
+// testDebounce is the config-change debounce window of the tests' operator.
+const testDebounce = 300 * time.Millisecond
+
 // operator is a running manager with the reconciler.
 type operator struct {
 	cancel context.CancelFunc
@@ -97,7 +100,8 @@ func startOperator(t testing.TB, wrap func(client.Client, context.CancelFunc) cl
 	if wrap != nil {
 		c = wrap(c, cancel)
 	}
-	r := &Reconciler{Client: c, APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("quarks-job")}
+	r := &Reconciler{Client: c, APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("quarks-job"),
+		ConfigChangeDebounce: testDebounce}
 	if err := r.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: 8}); err != nil {
 		t.Fatal(err)
 	}
