@@ -1,0 +1,55 @@
+package validate
+
+import (
+	"context"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
+)
+
+// Validator is the validating admission handler for QuarksJobs.
+type Validator struct{}
+
+var _ admission.Validator[*qjv1.QuarksJob] = Validator{}
+
+// ValidateCreate rejects a QuarksJob with any problem, each naming its field.
+func (Validator) ValidateCreate(_ context.Context, qj *qjv1.QuarksJob) (admission.Warnings, error) {
+	return nil, invalid(qj)
+}
+
+// ValidateUpdate validates the new spec. An update that leaves the spec as it
+// was (the controller's annotations, labels, finalizers) is always allowed,
+// so a QuarksJob stored before a rule existed can still be run and deleted.
+func (Validator) ValidateUpdate(_ context.Context, old, qj *qjv1.QuarksJob) (admission.Warnings, error) {
+	if equality.Semantic.DeepEqual(old.Spec, qj.Spec) {
+		return nil, nil
+	}
+	return nil, invalid(qj)
+}
+
+// ValidateDelete allows every deletion.
+func (Validator) ValidateDelete(context.Context, *qjv1.QuarksJob) (admission.Warnings, error) {
+	return nil, nil
+}
+
+func invalid(qj *qjv1.QuarksJob) error {
+	errs := QuarksJob(qj)
+	if len(errs) == 0 {
+		return nil
+	}
+	return apierrors.NewInvalid(qjv1.GroupVersion.WithKind("QuarksJob").GroupKind(), qj.Name, errs)
+}
+
+// Defaulter is the defaulting admission handler for QuarksJobs.
+type Defaulter struct{}
+
+var _ admission.Defaulter[*qjv1.QuarksJob] = Defaulter{}
+
+// Default sets the defaults of Default.
+func (Defaulter) Default(_ context.Context, qj *qjv1.QuarksJob) error {
+	Default(qj)
+	return nil
+}

@@ -1,0 +1,161 @@
+// Package validate checks and defaults QuarksJobs at admission, for the
+// rules the CRD schema cannot express. Each problem names its field.
+package validate
+
+import (
+	"fmt"
+	"maps"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apivalidation "k8s.io/apimachinery/pkg/api/validation"
+	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
+	"code.cloudfoundry.org/quarks-job/api/upload"
+	"code.cloudfoundry.org/quarks-job/webhook/internal/inject"
+)
+
+// MaxVersionDigits is how many digits of N a versioned Secret's name
+// "<name>-v<N>" has room for.
+const MaxVersionDigits = 10
+
+// MaxVersionedSecretNameLength is the longest name of a versioned output:
+// "<name>-v<N>" must still be a valid Secret name.
+const MaxVersionedSecretNameLength = validation.DNS1123SubdomainMaxLength - len("-v") - MaxVersionDigits
+
+var (
+	specPath    = field.NewPath("spec")
+	podSpecPath = specPath.Child("template", "spec", "template", "spec")
+	outputPath  = specPath.Child("output")
+)
+
+// QuarksJob returns every problem of the QuarksJob the CRD schema does not
+// catch.
+func QuarksJob(qj *qjv1.QuarksJob) field.ErrorList {
+	podSpec := &qj.Spec.Template.Spec.Template.Spec
+	errs := restartPolicy(podSpec)
+	errs = append(errs, reservedNames(podSpec)...)
+	errs = append(errs, output(qj.Spec.Output, podSpec)...)
+	return errs
+}
+
+func restartPolicy(podSpec *corev1.PodSpec) field.ErrorList {
+	allowed := []corev1.RestartPolicy{corev1.RestartPolicyNever, corev1.RestartPolicyOnFailure}
+	switch {
+	case podSpec.RestartPolicy == "":
+		return field.ErrorList{field.Required(podSpecPath.Child("restartPolicy"), "must be Never or OnFailure")}
+	case !slices.Contains(allowed, podSpec.RestartPolicy):
+		return field.ErrorList{field.NotSupported(podSpecPath.Child("restartPolicy"), podSpec.RestartPolicy, allowed)}
+	}
+	return nil
+}
+
+// reservedNames rejects what would collide with the injected persister.
+func reservedNames(podSpec *corev1.PodSpec) field.ErrorList {
+	var errs field.ErrorList
+	for i, v := range podSpec.Volumes {
+		if strings.HasPrefix(v.Name, upload.ReservedVolumePrefix) {
+			errs = append(errs, field.Invalid(podSpecPath.Child("volumes").Index(i).Child("name"), v.Name,
+				fmt.Sprintf("the prefix %q is reserved for volumes of the output persister", upload.ReservedVolumePrefix)))
+		}
+	}
+	for _, list := range []struct {
+		name       string
+		containers []corev1.Container
+	}{{"initContainers", podSpec.InitContainers}, {"containers", podSpec.Containers}} {
+		for i, c := range list.containers {
+			containerPath := podSpecPath.Child(list.name).Index(i)
+			if c.Name == upload.PersisterContainerName {
+				errs = append(errs, field.Invalid(containerPath.Child("name"), c.Name, "is reserved for the output persister"))
+			}
+			for j, m := range c.VolumeMounts {
+				mountPath := filepath.Clean(m.MountPath)
+				if mountPath == upload.OutputRoot || strings.HasPrefix(mountPath, upload.OutputRoot+"/") {
+					errs = append(errs, field.Invalid(containerPath.Child("volumeMounts").Index(j).Child("mountPath"), m.MountPath,
+						fmt.Sprintf("%s is reserved: the output volume is mounted there", upload.OutputRoot)))
+				}
+			}
+		}
+	}
+	return errs
+}
+
+func output(out *qjv1.Output, podSpec *corev1.PodSpec) field.ErrorList {
+	if out == nil {
+		return nil
+	}
+	var errs field.ErrorList
+	if out.OutputType != "" && out.OutputType != qjv1.OutputTypeJSON {
+		errs = append(errs, field.NotSupported(outputPath.Child("outputType"), out.OutputType, []qjv1.OutputType{qjv1.OutputTypeJSON}))
+	}
+	errs = append(errs, metav1validation.ValidateLabels(out.SecretLabels, outputPath.Child("secretLabels"))...)
+
+	mapPath := outputPath.Child("outputMap")
+	secretNames := map[string]*field.Path{}
+	for _, container := range slices.Sorted(maps.Keys(out.OutputMap)) {
+		containerPath := mapPath.Key(container)
+		if !slices.ContainsFunc(podSpec.Containers, func(c corev1.Container) bool { return c.Name == container }) {
+			errs = append(errs, field.Invalid(containerPath, container,
+				fmt.Sprintf("no container of this name in %s", podSpecPath.Child("containers"))))
+		}
+		files := out.OutputMap[container]
+		for _, file := range slices.Sorted(maps.Keys(files)) {
+			filePath := containerPath.Key(file)
+			if err := inject.CheckFileName(file); err != nil {
+				errs = append(errs, field.Invalid(filePath, file, err.Error()))
+			}
+			secret := files[file]
+			errs = append(errs, secretName(secret, filePath.Child("name"))...)
+			if first, ok := secretNames[secret.Name]; ok {
+				errs = append(errs, field.Duplicate(filePath.Child("name"), fmt.Sprintf("%s (also the Secret of %s)", secret.Name, first)))
+			} else {
+				secretNames[secret.Name] = filePath.Child("name")
+			}
+			errs = append(errs, metav1validation.ValidateLabels(secret.AdditionalSecretLabels, filePath.Child("secretLabels"))...)
+			errs = append(errs, apivalidation.ValidateAnnotations(secret.AdditionalSecretAnnotations, filePath.Child("secretAnnotations"))...)
+		}
+	}
+	return errs
+}
+
+func secretName(secret qjv1.SecretOptions, namePath *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for _, msg := range validation.IsDNS1123Subdomain(secret.Name) {
+		errs = append(errs, field.Invalid(namePath, secret.Name, msg))
+	}
+	if secret.Versioned && len(secret.Name) > MaxVersionedSecretNameLength {
+		errs = append(errs, field.Invalid(namePath, secret.Name, fmt.Sprintf(
+			"must be no more than %d characters for a versioned output, leaving room for the suffix -v<N>", MaxVersionedSecretNameLength)))
+	}
+	return errs
+}
+
+// Default sets what a QuarksJob may leave out: outputType json, persistence
+// method one-to-one, and restartPolicy Never (a Job's pods must not restart
+// Always, and a Job has no default of its own).
+func Default(qj *qjv1.QuarksJob) {
+	podSpec := &qj.Spec.Template.Spec.Template.Spec
+	if podSpec.RestartPolicy == "" {
+		podSpec.RestartPolicy = corev1.RestartPolicyNever
+	}
+	out := qj.Spec.Output
+	if out == nil {
+		return
+	}
+	if out.OutputType == "" {
+		out.OutputType = qjv1.OutputTypeJSON
+	}
+	for _, files := range out.OutputMap {
+		for file, secret := range files {
+			if secret.PersistenceMethod == "" {
+				secret.PersistenceMethod = qjv1.PersistOneToOne
+				files[file] = secret
+			}
+		}
+	}
+}
