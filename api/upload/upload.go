@@ -5,50 +5,42 @@
 // (audience Audience) in the Authorization header. The controller derives the
 // pod from the token, never from this message, and writes only the Secrets
 // the run's Job declares.
+//
+// The message, the pod environment and the output validator are defined in
+// package protocol (standard library only, for the persister's small binary)
+// and re-exported here; Result, which refers to the QuarksJob API, lives here.
 package upload
+
+import "code.cloudfoundry.org/quarks-job/api/upload/protocol"
 
 const (
 	// Path is the URL path of the output endpoint.
-	Path = "/v1alpha1/output"
+	Path = protocol.Path
 	// Audience is the audience of the persister's service-account token.
-	Audience = "quarks-job"
+	Audience = protocol.Audience
 	// MaxFileBytes is the most an output file may hold: what one Secret holds.
-	MaxFileBytes = 1 << 20
+	MaxFileBytes = protocol.MaxFileBytes
 	// MaxRequestBytes bounds an upload: every file of every container.
-	MaxRequestBytes = 16 << 20
+	MaxRequestBytes = protocol.MaxRequestBytes
 )
 
-// Request is the output of one pod.
-type Request struct {
-	// Containers holds the output of each container that declares output.
-	Containers []Container `json:"containers"`
-}
+type (
+	// Request is the output of one pod.
+	Request = protocol.Request
+	// Container is the output of one container.
+	Container = protocol.Container
+	// File is one output file as the container wrote it.
+	File = protocol.File
+	// Response is the controller's answer to an upload.
+	Response = protocol.Response
+	// OutputError is why an output file is not a flat JSON object of strings.
+	OutputError = protocol.OutputError
+	// ProblemKind says what is wrong with an output file.
+	ProblemKind = protocol.ProblemKind
+)
 
-// Container is the output of one container.
-type Container struct {
-	// Name of the container.
-	Name string `json:"name"`
-	// Files the container wrote, among those it declares.
-	Files []File `json:"files,omitempty"`
-	// Missing lists the declared files the container did not write.
-	Missing []string `json:"missing,omitempty"`
-}
-
-// File is one output file as the container wrote it. The controller
-// validates it again; the persister's own checks only make errors show early.
-type File struct {
-	// Name of the file in the container's output directory.
-	Name string `json:"name"`
-	// Content is the file's bytes.
-	Content []byte `json:"content,omitempty"`
-	// Error is set when the persister could not read the file.
-	Error string `json:"error,omitempty"`
-}
-
-// Response is the controller's answer to an upload.
-type Response struct {
-	// Secrets the upload wrote or found already written.
-	Secrets []string `json:"secrets,omitempty"`
-	// Problems found in the output, each naming the container and file.
-	Problems []string `json:"problems,omitempty"`
+// ParseOutput parses an output file: a flat JSON object of string values, at
+// most MaxFileBytes. See protocol.ParseOutput.
+func ParseOutput(content []byte) (map[string]string, error) {
+	return protocol.ParseOutput(content)
 }

@@ -1,4 +1,4 @@
-package upload
+package protocol
 
 import (
 	"encoding/json"

@@ -1,0 +1,162 @@
+// Package uploader sends a pod's output to the controller's output endpoint,
+// retrying with backoff until the upload is acknowledged or the context's
+// deadline (the pod's grace period, less a margin) is near.
+package uploader
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	upload "code.cloudfoundry.org/quarks-job/api/upload/protocol"
+)
+
+// Client uploads to the output endpoint.
+type Client struct {
+	// Endpoint is the full URL of the output endpoint.
+	Endpoint string
+	// TokenPath is the projected token file; it is read for every attempt,
+	// since the kubelet rotates it.
+	TokenPath string
+	// HTTP is the client; NewHTTPClient builds one trusting the CA bundle.
+	HTTP *http.Client
+	Log  *slog.Logger
+	// AttemptTimeout bounds one attempt; default 20s (the controller may wait
+	// up to 10s for the kubelet to report exit codes).
+	AttemptTimeout time.Duration
+	// MinBackoff and MaxBackoff bound the wait between attempts; defaults
+	// 250ms and 4s.
+	MinBackoff, MaxBackoff time.Duration
+}
+
+// NewHTTPClient returns an HTTPS client that trusts only the PEM CA bundle.
+func NewHTTPClient(caBundle []byte) (*http.Client, error) {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caBundle) {
+		return nil, errors.New("the CA bundle holds no PEM certificate")
+	}
+	transport := &http.Transport{
+		TLSClientConfig:     &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout: 10 * time.Second,
+		ForceAttemptHTTP2:   true,
+		Proxy:               nil, // the endpoint is in-cluster
+	}
+	return &http.Client{Transport: transport}, nil
+}
+
+// PermanentError is an answer that retrying cannot change.
+type PermanentError struct {
+	Status   int
+	Problems []string
+}
+
+func (e *PermanentError) Error() string {
+	return fmt.Sprintf("the output endpoint refused the upload (HTTP %d): %s", e.Status, strings.Join(e.Problems, "; "))
+}
+
+// Send uploads req until acknowledged. It returns the controller's answer, a
+// *PermanentError when the controller refused the upload, or the last error
+// when ctx ends first.
+func (c *Client) Send(ctx context.Context, req *upload.Request) (*upload.Response, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the upload: %w", err)
+	}
+	backoff := cmpOr(c.MinBackoff, 250*time.Millisecond)
+	maxBackoff := cmpOr(c.MaxBackoff, 4*time.Second)
+	for attempt := 1; ; attempt++ {
+		resp, retryAfter, err := c.attempt(ctx, body)
+		if err == nil {
+			return resp, nil
+		}
+		var permanent *PermanentError
+		if errors.As(err, &permanent) {
+			return nil, err
+		}
+		wait := max(retryAfter, backoff+rand.N(backoff/2+1))
+		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < wait {
+			return nil, fmt.Errorf("gave up after %d attempts, the grace period is nearly over: %w", attempt, err)
+		}
+		c.Log.Warn("upload not acknowledged yet; retrying", "attempt", attempt, "in", wait.Round(time.Millisecond).String(), "error", err.Error())
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("gave up after %d attempts: %w", attempt, err)
+		case <-time.After(wait):
+		}
+		backoff = min(backoff*2, maxBackoff)
+	}
+}
+
+// attempt sends the upload once. A retryable failure is an error that is not
+// a *PermanentError, with the wait the server asked for, if any.
+func (c *Client) attempt(ctx context.Context, body []byte) (*upload.Response, time.Duration, error) {
+	token, err := os.ReadFile(c.TokenPath)
+	if err != nil {
+		return nil, 0, fmt.Errorf("reading the service-account token: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, cmpOr(c.AttemptTimeout, 20*time.Second))
+	defer cancel()
+	httpReq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Endpoint, bytes.NewReader(body))
+	if err != nil {
+		return nil, 0, &PermanentError{Problems: []string{fmt.Sprintf("invalid endpoint URL %q: %v", c.Endpoint, err)}}
+	}
+	httpReq.Header.Set("Content-Type", "application/json")
+	httpReq.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+
+	httpResp, err := c.HTTP.Do(httpReq)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer httpResp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(httpResp.Body, 1<<20))
+	if err != nil {
+		return nil, 0, fmt.Errorf("reading the answer: %w", err)
+	}
+	var resp upload.Response
+	if json.Unmarshal(raw, &resp) != nil && len(raw) > 0 {
+		resp.Problems = []string{strings.TrimSpace(string(raw))}
+	}
+
+	switch status := httpResp.StatusCode; {
+	case status == http.StatusOK:
+		return &resp, 0, nil
+	case retryable(status):
+		return nil, retryAfter(httpResp.Header.Get("Retry-After")),
+			fmt.Errorf("HTTP %d: %s", status, strings.Join(resp.Problems, "; "))
+	default:
+		return nil, 0, &PermanentError{Status: status, Problems: resp.Problems}
+	}
+}
+
+// retryable: the server is busy or not ready, or the token was not accepted
+// yet (a token re-read for the next attempt may be).
+func retryable(status int) bool {
+	return status >= 500 || status == http.StatusTooManyRequests || status == http.StatusRequestTimeout || status == http.StatusUnauthorized
+}
+
+func retryAfter(header string) time.Duration {
+	seconds, err := strconv.Atoi(strings.TrimSpace(header))
+	if err != nil || seconds < 0 {
+		return 0
+	}
+	return min(time.Duration(seconds)*time.Second, 10*time.Second)
+}
+
+func cmpOr(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
