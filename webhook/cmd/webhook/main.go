@@ -10,6 +10,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -27,6 +28,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	"code.cloudfoundry.org/quarks-job/api/upload"
 	"code.cloudfoundry.org/quarks-job/webhook/internal/certs"
 	"code.cloudfoundry.org/quarks-job/webhook/internal/endpoints"
 	"code.cloudfoundry.org/quarks-job/webhook/internal/inject"
@@ -67,7 +69,7 @@ func command() *cobra.Command {
 	f.Duration("cert-check-interval", 60e9, "how often the Secrets and webhook configurations are checked")
 	f.String("persister-image", "", "image of the injected persister sidecar (required)")
 	f.String("persister-image-pull-policy", string(defaults.ImagePullPolicy), "pull policy of the persister image")
-	f.String("output-endpoint-url", "", "URL of the controller's output endpoint, given to the persister (required)")
+	f.String("output-endpoint-url", "", "https URL of the controller's output endpoint, given to the persister; without a path, the upload path is appended (required)")
 	f.String("persister-cpu-request", "10m", "CPU request of the persister")
 	f.String("persister-memory-request", "32Mi", "memory request of the persister")
 	f.String("persister-cpu-limit", "200m", "CPU limit of the persister")
@@ -184,6 +186,14 @@ func injectConfig(v *viper.Viper) (inject.Config, error) {
 	if cfg.Image == "" || cfg.Endpoint == "" {
 		return cfg, errors.New("--persister-image and --output-endpoint-url are required")
 	}
+	endpoint, err := url.Parse(cfg.Endpoint)
+	if err != nil || endpoint.Scheme != "https" || endpoint.Host == "" {
+		return cfg, fmt.Errorf("--output-endpoint-url %q is not an https URL", cfg.Endpoint)
+	}
+	if endpoint.Path == "" || endpoint.Path == "/" {
+		endpoint.Path = upload.Path
+	}
+	cfg.Endpoint = endpoint.String()
 	cfg.ImagePullPolicy = corev1.PullPolicy(v.GetString("persister-image-pull-policy"))
 	for _, q := range []struct {
 		flag string

@@ -13,6 +13,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -165,7 +166,10 @@ func Inject(pod *corev1.Pod, files map[string][]string, rawFiles string, caBundl
 	}
 	upsertVolume(pod, tokenVolume(cfg.TokenExpirationSeconds))
 
-	persister := persisterContainer(cfg, rawFiles, caBundle, persisterMounts)
+	if grace := pod.Spec.TerminationGracePeriodSeconds; grace == nil || *grace < cfg.MinGracePeriodSeconds {
+		pod.Spec.TerminationGracePeriodSeconds = ptr.To(cfg.MinGracePeriodSeconds)
+	}
+	persister := persisterContainer(cfg, rawFiles, caBundle, UploadTimeout(*pod.Spec.TerminationGracePeriodSeconds), persisterMounts)
 	if i := slices.IndexFunc(pod.Spec.InitContainers, func(c corev1.Container) bool { return c.Name == upload.PersisterContainerName }); i >= 0 {
 		pod.Spec.InitContainers[i] = persister
 	} else {
@@ -174,9 +178,6 @@ func Inject(pod *corev1.Pod, files map[string][]string, rawFiles string, caBundl
 		pod.Spec.InitContainers = append(pod.Spec.InitContainers, persister)
 	}
 
-	if grace := pod.Spec.TerminationGracePeriodSeconds; grace == nil || *grace < cfg.MinGracePeriodSeconds {
-		pod.Spec.TerminationGracePeriodSeconds = ptr.To(cfg.MinGracePeriodSeconds)
-	}
 	return nil
 }
 
@@ -220,7 +221,18 @@ func tokenVolume(expirationSeconds int64) corev1.Volume {
 	}
 }
 
-func persisterContainer(cfg Config, rawFiles string, caBundle []byte, mounts []corev1.VolumeMount) corev1.Container {
+// UploadTimeout is how long the persister may try to upload after SIGTERM:
+// a few seconds less than the pod's grace period, so it gives up and exits
+// before the kubelet kills it.
+func UploadTimeout(gracePeriodSeconds int64) string {
+	margin := max(gracePeriodSeconds/10, 5)
+	if 2*margin > gracePeriodSeconds {
+		margin = gracePeriodSeconds / 2
+	}
+	return strconv.FormatInt(gracePeriodSeconds-margin, 10) + "s"
+}
+
+func persisterContainer(cfg Config, rawFiles string, caBundle []byte, uploadTimeout string, mounts []corev1.VolumeMount) corev1.Container {
 	fieldEnv := func(name, fieldPath string) corev1.EnvVar {
 		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: fieldPath}}}
 	}
@@ -235,6 +247,7 @@ func persisterContainer(cfg Config, rawFiles string, caBundle []byte, mounts []c
 			{Name: upload.EnvEndpoint, Value: cfg.Endpoint},
 			{Name: upload.EnvCABundle, Value: string(caBundle)},
 			{Name: upload.EnvOutputFiles, Value: rawFiles},
+			{Name: upload.EnvUploadTimeout, Value: uploadTimeout},
 			fieldEnv(upload.EnvPodName, "metadata.name"),
 			fieldEnv(upload.EnvPodNamespace, "metadata.namespace"),
 		},

@@ -93,9 +93,10 @@ func TestInjectDeclaringContainers(t *testing.T) {
 		env[e.Name] = e
 	}
 	for name, want := range map[string]string{
-		upload.EnvEndpoint:    testConfig().Endpoint,
-		upload.EnvCABundle:    string(testCA),
-		upload.EnvOutputFiles: `{"gen":["a.json","b.json"]}`,
+		upload.EnvEndpoint:      testConfig().Endpoint,
+		upload.EnvCABundle:      string(testCA),
+		upload.EnvOutputFiles:   `{"gen":["a.json","b.json"]}`,
+		upload.EnvUploadTimeout: "54s",
 	} {
 		if env[name].Value != want {
 			t.Errorf("env %s = %q, want %q", name, env[name].Value, want)
@@ -168,6 +169,14 @@ func TestInjectGracePeriod(t *testing.T) {
 				t.Errorf("terminationGracePeriodSeconds = %d, want %d", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestUploadTimeout(t *testing.T) {
+	for grace, want := range map[int64]string{60: "54s", 30: "25s", 600: "540s", 6: "3s"} {
+		if got := UploadTimeout(grace); got != want {
+			t.Errorf("UploadTimeout(%d) = %s, want %s", grace, got, want)
+		}
 	}
 }
 
