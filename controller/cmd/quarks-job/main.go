@@ -22,6 +22,7 @@ import (
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
 	"code.cloudfoundry.org/quarks-job/controller/internal/controller/quarksjob"
+	"code.cloudfoundry.org/quarks-job/controller/internal/outputendpoint"
 )
 
 // envPrefix: every flag is also read from QUARKS_JOB_<FLAG>, dashes as underscores.
@@ -55,6 +56,9 @@ func newCommand() *cobra.Command {
 	f.String("leader-election-id", "quarks-job.quarks.cloudfoundry.org", "name of the leader election lease")
 	f.String("metrics-bind-address", ":8080", "address of the metrics endpoint; 0 disables it")
 	f.String("health-probe-bind-address", ":8081", "address of the health and readiness probes")
+	f.String("output-bind-address", outputendpoint.DefaultBindAddress, "address of the HTTPS output endpoint the persister uploads to")
+	f.String("output-cert-dir", "", "folder with tls.crt and tls.key of the output endpoint; without it the endpoint is off and declared output cannot be persisted")
+	f.Duration("output-exit-code-timeout", outputendpoint.DefaultExitCodeTimeout, "how long an upload waits for the kubelet to report the containers' exit codes")
 	v.SetEnvPrefix(envPrefix)
 	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
 	v.AutomaticEnv()
@@ -120,6 +124,18 @@ func run(v *viper.Viper) error {
 	}
 	if err := reconciler.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: v.GetInt("workers")}); err != nil {
 		return err
+	}
+	if dir := v.GetString("output-cert-dir"); dir != "" {
+		err := outputendpoint.Add(mgr, outputendpoint.Options{
+			BindAddress:     v.GetString("output-bind-address"),
+			CertDir:         dir,
+			ExitCodeTimeout: v.GetDuration("output-exit-code-timeout"),
+		})
+		if err != nil {
+			return err
+		}
+	} else {
+		ctrl.Log.Info("the output endpoint is off (no --output-cert-dir): runs that declare output will fail")
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err

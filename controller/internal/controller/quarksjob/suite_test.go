@@ -30,6 +30,7 @@ import (
 // etcd (envtest). There is no Job controller and no kubelet: the tests finish
 // runs by writing the Job status themselves.
 var (
+	testEnv    *envtest.Environment
 	testConfig *rest.Config
 	testScheme = runtime.NewScheme()
 	k8s        client.Client
@@ -44,12 +45,12 @@ func TestMain(m *testing.M) {
 	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.Level(zapLevel()))))
 	_ = clientgoscheme.AddToScheme(testScheme)
 	_ = qjv1.AddToScheme(testScheme)
-	env := &envtest.Environment{
+	testEnv = &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "..", "..", "charts", "quarks-job", "files", "crds")},
 		ErrorIfCRDPathMissing: true,
 	}
 	var err error
-	testConfig, err = env.Start()
+	testConfig, err = testEnv.Start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting the test control plane:", err)
 		os.Exit(1)
@@ -60,7 +61,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
-	if err := env.Stop(); err != nil {
+	if err := testEnv.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "stopping the test control plane:", err)
 	}
 	os.Exit(code)
