@@ -37,6 +37,10 @@ binary at /<base name of DIR> as the image's entrypoint, running as uid 65532.
 A DIR without a main package yet is skipped with a message. --busybox also
 builds a busybox image from Debian's busybox-static.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			out, err := filepath.Abs(out)
+			if err != nil {
+				return err
+			}
 			if err := os.MkdirAll(out, 0o755); err != nil {
 				return err
 			}
