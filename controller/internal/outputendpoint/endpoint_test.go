@@ -1,0 +1,342 @@
+package outputendpoint
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
+	"code.cloudfoundry.org/quarks-job/api/upload"
+)
+
+func fullSpec() *qjv1.Output {
+	return &qjv1.Output{
+		SecretLabels: map[string]string{"team": "storage"},
+		OutputMap: qjv1.OutputMap{
+			"gen": {
+				"creds.json": {Name: "creds", AdditionalSecretLabels: map[string]string{"file": "creds"}, AdditionalSecretAnnotations: map[string]string{"note": "generated"}},
+				"cert.json":  {Name: "cert", Versioned: true},
+			},
+			"fan": {"many.json": {Name: "many", PersistenceMethod: qjv1.PersistFanOut}},
+		},
+	}
+}
+
+var goodOutput = map[string]map[string]string{
+	"gen": {"creds.json": `{"user":"admin","password":"s3cret"}`, "cert.json": `{"crt":"A"}`},
+	"fan": {"many.json": `{"db":"{\"user\":\"d\"}","cache":"{\"url\":\"c\"}"}`},
+}
+
+func TestUploadWritesSecrets(t *testing.T) {
+	ns := newNamespace(t)
+	r := newRun(t, ns, "gen", fullSpec(), "gen", "fan")
+	exit(t, r.pod, map[string]int32{"gen": 0, "fan": 0})
+
+	status, answer := post(t, token(t, r.pod, upload.Audience), files(goodOutput))
+	if status != http.StatusOK || len(answer.Problems) != 0 {
+		t.Fatalf("status %d, answer %+v", status, answer)
+	}
+
+	creds := secret(t, ns, "creds")
+	if string(creds.Data["password"]) != "s3cret" || creds.Labels["team"] != "storage" || creds.Labels["file"] != "creds" ||
+		creds.Labels[qjv1.LabelPersistentSecretContainer] != "gen" || creds.Annotations["note"] != "generated" {
+		t.Errorf("creds: data %v labels %v annotations %v", creds.Data, creds.Labels, creds.Annotations)
+	}
+	if ref := metav1.GetControllerOf(creds); ref == nil || ref.UID != r.qjob.UID || ref.Kind != "QuarksJob" {
+		t.Errorf("creds must be controlled by the QuarksJob: %v", creds.OwnerReferences)
+	}
+	cert := secret(t, ns, "cert-v1")
+	if cert.Immutable == nil || !*cert.Immutable || cert.Labels[qjv1.LabelSecretKind] != qjv1.SecretKindVersioned ||
+		cert.Labels[qjv1.LabelSecretVersion] != "1" || cert.Annotations[qjv1.AnnotationSourceDescription] == "" || string(cert.Data["crt"]) != "A" {
+		t.Errorf("cert-v1: immutable %v labels %v annotations %v data %v", cert.Immutable, cert.Labels, cert.Annotations, cert.Data)
+	}
+	if ref := metav1.GetControllerOf(cert); ref == nil || ref.UID != r.qjob.UID {
+		t.Errorf("cert-v1 must be controlled by the QuarksJob: %v", cert.OwnerReferences)
+	}
+	if s := secret(t, ns, "many-db"); string(s.Data["user"]) != "d" || s.Labels[qjv1.LabelPersistentSecretContainer] != "fan" {
+		t.Errorf("many-db: %v %v", s.Data, s.Labels)
+	}
+	if s := secret(t, ns, "many-cache"); string(s.Data["url"]) != "c" {
+		t.Errorf("many-cache: %v", s.Data)
+	}
+
+	res := result(t, r.job)
+	if res == nil || !res.Persisted || res.Pod != r.pod.Name || len(res.Secrets) != 4 {
+		t.Fatalf("result on the Job: %+v", res)
+	}
+	if !slices.ContainsFunc(res.Secrets, func(s qjv1.OutputSecret) bool {
+		return s.Name == "cert-v1" && s.Version == 1 && s.Container == "gen" && s.File == "cert.json"
+	}) {
+		t.Errorf("result must list cert-v1 with its version: %+v", res.Secrets)
+	}
+	expectEvent(t, r.qjob, "OutputPersisted: persisted output of pod "+r.pod.Name)
+
+	// The persister retries: the same upload again changes nothing.
+	status, _ = post(t, token(t, r.pod, upload.Audience), files(goodOutput))
+	if status != http.StatusOK {
+		t.Fatalf("repeated upload: status %d", status)
+	}
+	if names := secretNamesIn(t, ns); slices.Contains(names, "cert-v2") {
+		t.Fatalf("an identical upload must not create a new version: %v", names)
+	}
+	if again := result(t, r.job); !again.Persisted || len(again.Secrets) != 4 {
+		t.Fatalf("result after the repeated upload: %+v", again)
+	}
+
+	// The next run, with new content: plain Secrets are updated, a new version appears.
+	r2 := addRun(t, r.qjob, 2, fullSpec(), "gen", "fan")
+	exit(t, r2.pod, map[string]int32{"gen": 0, "fan": 0})
+	next := files(goodOutput)
+	next.Containers = slices.DeleteFunc(next.Containers, func(c upload.Container) bool { return c.Name == "gen" })
+	next.Containers = append(next.Containers, upload.Container{Name: "gen", Files: []upload.File{
+		{Name: "creds.json", Content: []byte(`{"user":"admin","password":"rotated"}`)},
+		{Name: "cert.json", Content: []byte(`{"crt":"B"}`)},
+	}})
+	if status, answer := post(t, token(t, r2.pod, upload.Audience), next); status != http.StatusOK {
+		t.Fatalf("second run: status %d %+v", status, answer)
+	}
+	if s := secret(t, ns, "creds"); string(s.Data["password"]) != "rotated" {
+		t.Errorf("creds not updated: %v", s.Data)
+	}
+	if s := secret(t, ns, "cert-v2"); string(s.Data["crt"]) != "B" || s.Labels[qjv1.LabelSecretVersion] != "2" {
+		t.Errorf("cert-v2: %v %v", s.Data, s.Labels)
+	}
+	if s := secret(t, ns, "cert-v1"); string(s.Data["crt"]) != "A" {
+		t.Errorf("cert-v1 must be kept unchanged: %v", s.Data)
+	}
+}
+
+func TestUploadRefused(t *testing.T) {
+	ns := newNamespace(t)
+	r := newRun(t, ns, "refused", fullSpec(), "gen", "fan")
+	exit(t, r.pod, map[string]int32{"gen": 0, "fan": 0})
+	stray := newPod(t, ns, "not-a-run", nil, "gen", "fan") // not owned by any Job
+	exit(t, stray, map[string]int32{"gen": 0, "fan": 0})
+
+	plainJob := newPod(t, ns, "orphan-job-pod", controllerRef("batch/v1", "Job", r.job.Name, "0000-not-the-job"), "gen")
+	boundToSecret := func() string {
+		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "anchor", Namespace: ns}}
+		must(t, k8s.Create(context.Background(), s))
+		tr, err := clientset.CoreV1().ServiceAccounts(ns).CreateToken(context.Background(), "runner", tokenRequestFor("Secret", s.Name, string(s.UID)), metav1.CreateOptions{})
+		must(t, err)
+		return tr.Status.Token
+	}()
+
+	tests := []struct {
+		name   string
+		bearer string
+		status int
+		reason string
+	}{
+		{"no token", "", http.StatusUnauthorized, "bearer token"},
+		{"garbage token", "not-a-token", http.StatusUnauthorized, "token not accepted"},
+		{"another audience", token(t, r.pod, "another-audience"), http.StatusUnauthorized, "token not accepted"},
+		{"expired token", expired(t, token(t, r.pod, upload.Audience)), http.StatusUnauthorized, "token not accepted"},
+		{"token for a pod that is not a run", token(t, stray, upload.Audience), http.StatusForbidden, "is not controlled by a Job"},
+		{"token for a pod whose Job UID does not match", token(t, plainJob, upload.Audience), http.StatusForbidden, "is not the one the pod belongs to"},
+		{"token bound to a Secret, not a pod", boundToSecret, http.StatusForbidden, "not bound to a pod"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, answer := post(t, tt.bearer, files(goodOutput))
+			if status != tt.status || !strings.Contains(strings.Join(answer.Problems, " "), tt.reason) {
+				t.Fatalf("status %d %+v; want %d mentioning %q", status, answer, tt.status, tt.reason)
+			}
+		})
+	}
+	if names := secretNamesIn(t, ns); slices.ContainsFunc(names, func(n string) bool { return n != "anchor" }) {
+		t.Fatalf("a refused upload wrote Secrets: %v", names)
+	}
+	if res := result(t, r.job); res != nil {
+		t.Fatalf("a refused upload recorded a result: %+v", res)
+	}
+
+	// The deleted pod's token is no longer valid.
+	tok := token(t, r.pod, upload.Audience)
+	must(t, k8s.Delete(context.Background(), r.pod, client.GracePeriodSeconds(0)))
+	eventually(t, 10*time.Second, func() string {
+		if status, answer := post(t, tok, files(goodOutput)); status == http.StatusOK {
+			return "an upload with the token of a deleted pod was accepted: " + strings.Join(answer.Problems, "; ")
+		}
+		return ""
+	})
+}
+
+func TestUndeclaredFileWritesNothing(t *testing.T) {
+	ns := newNamespace(t)
+	spec := &qjv1.Output{OutputMap: qjv1.OutputMap{"gen": {"creds.json": {Name: "creds"}}}}
+	r := newRun(t, ns, "undeclared", spec, "gen", "other")
+	exit(t, r.pod, map[string]int32{"gen": 0, "other": 0})
+
+	status, answer := post(t, token(t, r.pod, upload.Audience), files(map[string]map[string]string{
+		"gen":   {"creds.json": `{"a":"b"}`, "extra.json": `{"x":"y"}`},
+		"other": {"creds.json": `{"x":"y"}`},
+	}))
+	if status != http.StatusOK {
+		t.Fatalf("status %d %+v", status, answer)
+	}
+	names := secretNamesIn(t, ns)
+	if !slices.Equal(names, []string{"creds"}) {
+		t.Fatalf("only the declared file may be written; Secrets: %v", names)
+	}
+	if s := secret(t, ns, "creds"); string(s.Data["a"]) != "b" {
+		t.Fatalf("creds holds %v: an undeclared container's file of the same name must not overwrite it", s.Data)
+	}
+	res := result(t, r.job)
+	joined := strings.Join(res.Problems, "\n")
+	if !res.Persisted || !strings.Contains(joined, `ignored output file "extra.json" of container "gen"`) ||
+		!strings.Contains(joined, `ignored output file "creds.json" of container "other"`) {
+		t.Fatalf("result: %+v", res)
+	}
+	expectEvent(t, r.qjob, `UndeclaredOutput: ignored output file "extra.json"`)
+
+	// A Job without an output spec: nothing is declared, nothing is written.
+	r2 := addRun(t, r.qjob, 2, nil, "gen")
+	exit(t, r2.pod, map[string]int32{"gen": 0})
+	if status, _ := post(t, token(t, r2.pod, upload.Audience), files(map[string]map[string]string{"gen": {"creds.json": `{"a":"changed"}`}})); status != http.StatusOK {
+		t.Fatalf("status %d", status)
+	}
+	if s := secret(t, ns, "creds"); string(s.Data["a"]) != "b" {
+		t.Fatalf("a run without output spec overwrote creds: %v", s.Data)
+	}
+}
+
+func TestUploadProblems(t *testing.T) {
+	ns := newNamespace(t)
+	spec := &qjv1.Output{OutputMap: qjv1.OutputMap{"gen": {
+		"a.json": {Name: "a"}, "b.json": {Name: "b"}, "c.json": {Name: "c"}, "d.json": {Name: "d"}, "e.json": {Name: "e"}, "ok.json": {Name: "ok"},
+	}}}
+	r := newRun(t, ns, "problems", spec, "gen")
+	exit(t, r.pod, map[string]int32{"gen": 0})
+
+	req := files(map[string]map[string]string{"gen": {
+		"a.json":  `{"user":"x"`,
+		"b.json":  `{"port":8080}`,
+		"c.json":  `{"db":{"user":"x"}}`,
+		"d.json":  `{"big":"` + strings.Repeat("x", upload.MaxFileBytes) + `"}`,
+		"ok.json": `{"fine":"yes"}`,
+	}})
+	req.Containers[0].Missing = []string{"e.json"}
+	status, answer := post(t, token(t, r.pod, upload.Audience), req)
+	if status != http.StatusOK {
+		t.Fatalf("status %d %+v", status, answer)
+	}
+	res := result(t, r.job)
+	if res.Persisted {
+		t.Fatalf("a run with invalid declared output must not be persisted: %+v", res)
+	}
+	joined := strings.Join(res.Problems, "\n")
+	for _, want := range []string{
+		`output file "a.json" of container "gen" is not valid JSON`,
+		`output file "b.json" of container "gen" value of key "port" is a number; only strings are allowed`,
+		`output file "c.json" of container "gen" value of key "db" is a nested object`,
+		`output file "d.json" of container "gen" is 1048586 bytes; an output file may hold at most 1048576 bytes`,
+		`output file "e.json" of container "gen" was not written`,
+	} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("problems do not mention %q:\n%s", want, joined)
+		}
+	}
+	// Valid output is never lost because another file is bad.
+	if s := secret(t, ns, "ok"); string(s.Data["fine"]) != "yes" {
+		t.Errorf("ok: %v", s.Data)
+	}
+	if names := secretNamesIn(t, ns); !slices.Equal(names, []string{"ok"}) {
+		t.Errorf("Secrets: %v", names)
+	}
+	expectEvent(t, r.qjob, `InvalidOutput: output file "b.json" of container "gen" value of key "port" is a number`)
+	expectEvent(t, r.qjob, `OutputMissing: output file "e.json" of container "gen" was not written`)
+}
+
+func TestSecretNotOwnedIsNotOverwritten(t *testing.T) {
+	ns := newNamespace(t)
+	foreign := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: ns}, Data: map[string][]byte{"mine": []byte("keep")}}
+	must(t, k8s.Create(context.Background(), foreign))
+	r := newRun(t, ns, "thief", &qjv1.Output{OutputMap: qjv1.OutputMap{"gen": {"creds.json": {Name: "creds"}}}}, "gen")
+	exit(t, r.pod, map[string]int32{"gen": 0})
+
+	status, _ := post(t, token(t, r.pod, upload.Audience), files(map[string]map[string]string{"gen": {"creds.json": `{"mine":"stolen"}`}}))
+	if status != http.StatusOK {
+		t.Fatalf("status %d", status)
+	}
+	if s := secret(t, ns, "creds"); string(s.Data["mine"]) != "keep" || len(s.OwnerReferences) != 0 {
+		t.Fatalf("a Secret the QuarksJob does not own was overwritten: %v %v", s.Data, s.OwnerReferences)
+	}
+	res := result(t, r.job)
+	if res.Persisted || !strings.Contains(strings.Join(res.Problems, "\n"), `Secret "creds" exists in namespace "`+ns+`" and is not controlled by this QuarksJob`) {
+		t.Fatalf("result: %+v", res)
+	}
+	expectEvent(t, r.qjob, `SecretNotOwned: output file "creds.json" of container "gen": Secret "creds" exists`)
+}
+
+func TestFailedContainers(t *testing.T) {
+	ns := newNamespace(t)
+	out := map[string]map[string]string{"gen": {"creds.json": `{"a":"b"}`}}
+
+	off := newRun(t, ns, "no-wof", &qjv1.Output{OutputMap: qjv1.OutputMap{"gen": {"creds.json": {Name: "off"}}}}, "gen")
+	exit(t, off.pod, map[string]int32{"gen": 2})
+	if status, _ := post(t, token(t, off.pod, upload.Audience), files(out)); status != http.StatusOK {
+		t.Fatalf("status %d", status)
+	}
+	res := result(t, off.job)
+	if !res.Persisted || len(res.Secrets) != 0 || !strings.Contains(strings.Join(res.Problems, ""), `container "gen" exited with code 2; its output file "creds.json" is not persisted because output.writeOnFailure is off`) {
+		t.Fatalf("without writeOnFailure, a failed container's output is not expected: %+v", res)
+	}
+
+	on := newRun(t, ns, "wof", &qjv1.Output{WriteOnFailure: true, OutputMap: qjv1.OutputMap{"gen": {"creds.json": {Name: "on"}}}}, "gen")
+	exit(t, on.pod, map[string]int32{"gen": 7})
+	if status, _ := post(t, token(t, on.pod, upload.Audience), files(out)); status != http.StatusOK {
+		t.Fatalf("status %d", status)
+	}
+	if s := secret(t, ns, "on"); string(s.Data["a"]) != "b" {
+		t.Fatalf("writeOnFailure: any non-zero exit code persists output: %v", s.Data)
+	}
+
+	crashed := newRun(t, ns, "crashed", &qjv1.Output{WriteOnFailure: true, OutputMap: qjv1.OutputMap{"gen": {"creds.json": {Name: "crashed"}}}}, "gen")
+	exit(t, crashed.pod, map[string]int32{"gen": 137})
+	req := &upload.Request{Containers: []upload.Container{{Name: "gen", Missing: []string{"creds.json"}}}}
+	if status, _ := post(t, token(t, crashed.pod, upload.Audience), req); status != http.StatusOK {
+		t.Fatalf("status %d", status)
+	}
+	if res := result(t, crashed.job); res.Persisted || !strings.Contains(strings.Join(res.Problems, ""), `container "gen" exited with code 137 before writing output file "creds.json"`) {
+		t.Fatalf("crashed before writing: %+v", res)
+	}
+}
+
+func TestWaitsForExitCodes(t *testing.T) {
+	ns := newNamespace(t)
+	spec := &qjv1.Output{OutputMap: qjv1.OutputMap{"gen": {"creds.json": {Name: "late"}}}}
+	r := newRun(t, ns, "late", spec, "gen")
+	exit(t, r.pod, nil) // running: the kubelet has not reported the exit yet
+
+	go func() {
+		time.Sleep(time.Second)
+		exit(t, r.pod, map[string]int32{"gen": 0})
+	}()
+	start := time.Now()
+	status, answer := post(t, token(t, r.pod, upload.Audience), files(map[string]map[string]string{"gen": {"creds.json": `{"a":"b"}`}}))
+	if status != http.StatusOK || !result(t, r.job).Persisted {
+		t.Fatalf("status %d %+v", status, answer)
+	}
+	if time.Since(start) < time.Second {
+		t.Fatalf("answered before the exit code was reported")
+	}
+
+	// Never reported: the persister is told to retry, and the Job says why.
+	never := newRun(t, ns, "never", &qjv1.Output{OutputMap: qjv1.OutputMap{"gen": {"creds.json": {Name: "never"}}}}, "gen")
+	exit(t, never.pod, nil)
+	status, answer = post(t, token(t, never.pod, upload.Audience), files(map[string]map[string]string{"gen": {"creds.json": `{"a":"b"}`}}))
+	if status != http.StatusServiceUnavailable || !strings.Contains(strings.Join(answer.Problems, ""), "did not report the exit code of container(s) gen within") {
+		t.Fatalf("status %d %+v", status, answer)
+	}
+	if res := result(t, never.job); res == nil || res.Persisted || !strings.Contains(strings.Join(res.Problems, ""), `the kubelet has not reported the exit code of container "gen"`) {
+		t.Fatalf("result: %+v", res)
+	}
+}

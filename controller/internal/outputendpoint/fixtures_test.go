@@ -1,0 +1,310 @@
+package outputendpoint
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	authnv1 "k8s.io/api/authentication/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
+	"code.cloudfoundry.org/quarks-job/api/upload"
+)
+
+// testRun is a QuarksJob with one run: its Job and one pod.
+type testRun struct {
+	ns   string
+	qjob *qjv1.QuarksJob
+	job  *batchv1.Job
+	pod  *corev1.Pod
+}
+
+// newRun creates a QuarksJob, a Job it controls carrying the output spec
+// snapshot, and a pod of that Job running the given containers.
+func newRun(t *testing.T, ns, name string, spec *qjv1.Output, containers ...string) *testRun {
+	t.Helper()
+	ctx := context.Background()
+	podSpec := corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, ServiceAccountName: "runner"}
+	for _, c := range containers {
+		podSpec.Containers = append(podSpec.Containers, corev1.Container{Name: c, Image: "busybox"})
+	}
+	qjob := &qjv1.QuarksJob{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: qjv1.QuarksJobSpec{
+			Output:   spec,
+			Trigger:  qjv1.Trigger{Strategy: qjv1.StrategyManual},
+			Template: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: podSpec}}},
+		},
+	}
+	must(t, k8s.Create(ctx, qjob))
+	return addRun(t, qjob, 1, spec, containers...)
+}
+
+// addRun creates run number n of qjob with the given output spec snapshot.
+func addRun(t *testing.T, qjob *qjv1.QuarksJob, n int, spec *qjv1.Output, containers ...string) *testRun {
+	t.Helper()
+	ctx := context.Background()
+	annotations := map[string]string{}
+	if spec != nil {
+		raw, err := json.Marshal(spec)
+		must(t, err)
+		annotations[qjv1.AnnotationOutputSpec] = string(raw)
+	}
+	job := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: fmt.Sprintf("%s-%d", qjob.Name, n), Namespace: qjob.Namespace, Annotations: annotations,
+			Labels:          map[string]string{qjv1.LabelQJobName: qjob.Name, qjv1.LabelRun: fmt.Sprint(n)},
+			OwnerReferences: []metav1.OwnerReference{*controllerRef(qjv1.GroupVersion.String(), "QuarksJob", qjob.Name, qjob.UID)},
+		},
+		Spec: batchv1.JobSpec{Template: qjob.Spec.Template.Spec.Template},
+	}
+	must(t, k8s.Create(ctx, job))
+	pod := newPod(t, qjob.Namespace, job.Name+"-pod", controllerRef("batch/v1", "Job", job.Name, job.UID), containers...)
+	return &testRun{ns: qjob.Namespace, qjob: qjob, job: job, pod: pod}
+}
+
+func newPod(t *testing.T, ns, name string, owner *metav1.OwnerReference, containers ...string) *corev1.Pod {
+	t.Helper()
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: corev1.PodSpec{
+			RestartPolicy: corev1.RestartPolicyNever, ServiceAccountName: "runner",
+			InitContainers: []corev1.Container{{Name: upload.PersisterContainerName, Image: "persister", RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways)}},
+		},
+	}
+	for _, c := range containers {
+		pod.Spec.Containers = append(pod.Spec.Containers, corev1.Container{Name: c, Image: "busybox"})
+	}
+	if owner != nil {
+		pod.OwnerReferences = []metav1.OwnerReference{*owner}
+	}
+	must(t, k8s.Create(context.Background(), pod))
+	return pod
+}
+
+func controllerRef(apiVersion, kind, name string, uid types.UID) *metav1.OwnerReference {
+	return &metav1.OwnerReference{APIVersion: apiVersion, Kind: kind, Name: name, UID: uid, Controller: ptr.To(true)}
+}
+
+// exit sets the pod's container statuses as the kubelet would: each named
+// container terminated with its code.
+func exit(t *testing.T, pod *corev1.Pod, codes map[string]int32) {
+	t.Helper()
+	ctx := context.Background()
+	fresh := &corev1.Pod{}
+	must(t, k8s.Get(ctx, client.ObjectKeyFromObject(pod), fresh))
+	fresh.Status.ContainerStatuses = nil
+	for _, c := range fresh.Spec.Containers {
+		st := corev1.ContainerStatus{Name: c.Name, Image: c.Image}
+		if code, ok := codes[c.Name]; ok {
+			st.State.Terminated = &corev1.ContainerStateTerminated{ExitCode: code, Reason: "Completed", FinishedAt: metav1.Now()}
+		} else {
+			st.State.Running = &corev1.ContainerStateRunning{StartedAt: metav1.Now()}
+		}
+		fresh.Status.ContainerStatuses = append(fresh.Status.ContainerStatuses, st)
+	}
+	must(t, k8s.Status().Update(ctx, fresh))
+}
+
+// token requests a token bound to the pod, as the kubelet does for the
+// persister's projected volume.
+func token(t *testing.T, pod *corev1.Pod, audience string) string {
+	t.Helper()
+	tr, err := clientset.CoreV1().ServiceAccounts(pod.Namespace).CreateToken(context.Background(), "runner", &authnv1.TokenRequest{
+		Spec: authnv1.TokenRequestSpec{
+			Audiences:         []string{audience},
+			ExpirationSeconds: ptr.To[int64](600),
+			BoundObjectRef:    &authnv1.BoundObjectReference{APIVersion: "v1", Kind: "Pod", Name: pod.Name, UID: pod.UID},
+		},
+	}, metav1.CreateOptions{})
+	must(t, err)
+	return tr.Status.Token
+}
+
+// tokenRequestFor asks for a token of audience quarks-job bound to any object.
+func tokenRequestFor(kind, name, uid string) *authnv1.TokenRequest {
+	return &authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{
+		Audiences:         []string{upload.Audience},
+		ExpirationSeconds: ptr.To[int64](600),
+		BoundObjectRef:    &authnv1.BoundObjectReference{APIVersion: "v1", Kind: kind, Name: name, UID: types.UID(uid)},
+	}}
+}
+
+// post uploads as the persister does and returns the status and answer.
+func post(t *testing.T, bearer string, req *upload.Request) (int, upload.Response) {
+	t.Helper()
+	body, err := json.Marshal(req)
+	must(t, err)
+	httpReq, err := http.NewRequest(http.MethodPost, endpoint, bytes.NewReader(body))
+	must(t, err)
+	if bearer != "" {
+		httpReq.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	resp, err := https.Do(httpReq)
+	must(t, err)
+	defer resp.Body.Close()
+	var answer upload.Response
+	must(t, json.NewDecoder(resp.Body).Decode(&answer))
+	return resp.StatusCode, answer
+}
+
+// files builds an upload: container → file → content.
+func files(byContainer map[string]map[string]string) *upload.Request {
+	req := &upload.Request{}
+	for c, fs := range byContainer {
+		uc := upload.Container{Name: c}
+		for name, content := range fs {
+			uc.Files = append(uc.Files, upload.File{Name: name, Content: []byte(content)})
+		}
+		req.Containers = append(req.Containers, uc)
+	}
+	return req
+}
+
+// result reads the Result the endpoint recorded on the Job.
+func result(t *testing.T, job *batchv1.Job) *upload.Result {
+	t.Helper()
+	fresh := &batchv1.Job{}
+	must(t, k8s.Get(context.Background(), client.ObjectKeyFromObject(job), fresh))
+	raw, ok := fresh.Annotations[qjv1.AnnotationOutputResult]
+	if !ok {
+		return nil
+	}
+	var r upload.Result
+	must(t, json.Unmarshal([]byte(raw), &r))
+	return &r
+}
+
+func secret(t *testing.T, ns, name string) *corev1.Secret {
+	t.Helper()
+	s := &corev1.Secret{}
+	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, s); err != nil {
+		t.Fatalf("Secret %s: %v", name, err)
+	}
+	return s
+}
+
+func secretNamesIn(t *testing.T, ns string) []string {
+	t.Helper()
+	var list corev1.SecretList
+	must(t, k8s.List(context.Background(), &list, client.InNamespace(ns)))
+	var names []string
+	for _, s := range list.Items {
+		names = append(names, s.Name)
+	}
+	return names
+}
+
+// eventually polls until check returns "" or the timeout, then fails with its message.
+func eventually(t *testing.T, timeout time.Duration, check func() string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		msg := check()
+		if msg == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(msg)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// eventNotes lists "reason: note" of the Events regarding the QuarksJob.
+func eventNotes(t *testing.T, qjob *qjv1.QuarksJob) []string {
+	t.Helper()
+	var list eventsv1.EventList
+	must(t, k8s.List(context.Background(), &list, client.InNamespace(qjob.Namespace)))
+	var notes []string
+	for _, e := range list.Items {
+		if e.Regarding.UID == qjob.UID {
+			notes = append(notes, e.Reason+": "+e.Note)
+		}
+	}
+	return notes
+}
+
+func expectEvent(t *testing.T, qjob *qjv1.QuarksJob, want string) {
+	t.Helper()
+	eventually(t, 10*time.Second, func() string {
+		notes := eventNotes(t, qjob)
+		for _, n := range notes {
+			if strings.Contains(n, want) {
+				return ""
+			}
+		}
+		return fmt.Sprintf("no Event on QuarksJob %s mentions %q; events: %q", qjob.Name, want, notes)
+	})
+}
+
+// expired re-signs a real token with the cluster's service-account key, with
+// its lifetime moved into the past: a genuine token, but expired.
+func expired(t *testing.T, real string) string {
+	t.Helper()
+	parts := strings.Split(real, ".")
+	if len(parts) != 3 {
+		t.Fatalf("token is not a JWS: %q", real)
+	}
+	header, err := base64.RawURLEncoding.DecodeString(parts[0])
+	must(t, err)
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	must(t, err)
+	var claims map[string]any
+	must(t, json.Unmarshal(payload, &claims))
+	now := time.Now()
+	claims["iat"] = now.Add(-2 * time.Hour).Unix()
+	claims["nbf"] = now.Add(-2 * time.Hour).Unix()
+	claims["exp"] = now.Add(-time.Hour).Unix()
+	payload, err = json.Marshal(claims)
+	must(t, err)
+	signingInput := parts[0] + "." + base64.RawURLEncoding.EncodeToString(payload)
+
+	var hdr struct{ Alg string }
+	must(t, json.Unmarshal(header, &hdr))
+	keyPEM, err := os.ReadFile(saKeyPath)
+	must(t, err)
+	block, _ := pem.Decode(keyPEM)
+	if block == nil {
+		t.Fatal("no PEM block in the service-account signing key")
+	}
+	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		key, err = x509.ParseECPrivateKey(block.Bytes)
+	}
+	must(t, err)
+	ecKey, ok := key.(*ecdsa.PrivateKey)
+	if !ok || hdr.Alg != "ES256" {
+		t.Fatalf("test signs ES256 with an ECDSA key; token alg %s, key %T", hdr.Alg, key)
+	}
+	digest := sha256.Sum256([]byte(signingInput))
+	r, s, err := ecdsa.Sign(rand.Reader, ecKey, digest[:])
+	must(t, err)
+	sig := append(pad32(r), pad32(s)...)
+	return signingInput + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+func pad32(n *big.Int) []byte {
+	b := n.Bytes()
+	return append(make([]byte, 32-len(b)), b...)
+}
