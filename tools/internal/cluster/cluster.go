@@ -114,7 +114,10 @@ func Up(ctx context.Context, c Config, log io.Writer) (err error) {
 			return err
 		}
 	}
-	if err := createDNSService(ctx, client); err != nil {
+	if err := c.waitFor(ctx, "the kube-dns Service", nil, func(ctx context.Context) (bool, error) {
+		err := createDNSService(ctx, client)
+		return err == nil, err
+	}); err != nil {
 		return err
 	}
 	all := slices.Clone(daemonNames)

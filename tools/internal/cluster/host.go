@@ -119,6 +119,11 @@ func setUpNetwork() error {
 	if _, err := run("ip", "link", "set", Bridge, "up"); err != nil {
 		return err
 	}
+	// Service addresses are the bridge's too: until kube-proxy's rules
+	// translate them, the machine's default route must not carry them off.
+	if _, err := run("ip", "route", "replace", ServiceCIDR, "dev", Bridge, "src", NodeIP); err != nil {
+		return err
+	}
 	// Service traffic between two pods on the bridge must pass iptables.
 	if err := setSysctl("net.bridge.bridge-nf-call-iptables", "1"); err != nil {
 		return err

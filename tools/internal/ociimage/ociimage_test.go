@@ -1,0 +1,98 @@
+package ociimage
+
+import (
+	"archive/tar"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestBinaryImage(t *testing.T) {
+	binary := filepath.Join(t.TempDir(), "tool")
+	if err := os.WriteFile(binary, []byte("#!binary"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	spec, err := Binary(binary, "/tool")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := Build(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	config, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(config.Config.Entrypoint) != 1 || config.Config.Entrypoint[0] != "/tool" || config.Config.User != "65532:65532" || config.OS != "linux" {
+		t.Errorf("config %+v", config.Config)
+	}
+	layers, err := img.Layers()
+	if err != nil || len(layers) != 1 {
+		t.Fatalf("%d layers, %v; want 1", len(layers), err)
+	}
+	files := layerFiles(t, layers[0])
+	if h, ok := files["tool"]; !ok || h.Mode != 0o755 || h.Size != int64(len("#!binary")) {
+		t.Errorf("tool in layer: %+v", h)
+	}
+	if h, ok := files["tmp/"]; !ok || h.Mode != 0o1777 {
+		t.Errorf("tmp in layer: %+v", h)
+	}
+
+	again, err := Build(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d1, _ := img.Digest()
+	d2, _ := again.Digest()
+	if d1 != d2 {
+		t.Errorf("the same inputs gave digests %s and %s", d1, d2)
+	}
+}
+
+func TestBusyboxLinksEveryApplet(t *testing.T) {
+	binary := filepath.Join(t.TempDir(), "busybox")
+	if err := os.WriteFile(binary, []byte("bb"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	spec, err := Busybox(binary, []string{"bin/sh", "usr/bin/wget", "bin/busybox"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := Build(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, _ := img.Layers()
+	files := layerFiles(t, layers[0])
+	for _, link := range []string{"bin/sh", "usr/bin/wget"} {
+		if h := files[link]; h == nil || h.Typeflag != tar.TypeSymlink || h.Linkname != "/bin/busybox" {
+			t.Errorf("%s: %+v, want a link to /bin/busybox", link, h)
+		}
+	}
+	if h := files["bin/busybox"]; h == nil || h.Typeflag != tar.TypeReg {
+		t.Errorf("bin/busybox: %+v", h)
+	}
+}
+
+func layerFiles(t *testing.T, layer interface{ Uncompressed() (io.ReadCloser, error) }) map[string]*tar.Header {
+	t.Helper()
+	rc, err := layer.Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	files := map[string]*tar.Header{}
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return files
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[h.Name] = h
+	}
+}
