@@ -35,13 +35,16 @@ import (
 )
 
 func main() {
-	if err := command().Execute(); err != nil {
+	cmd, _ := command()
+	if err := cmd.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 }
 
-func command() *cobra.Command {
+// command returns the command and the configuration its flags and the
+// environment fill.
+func command() (*cobra.Command, *viper.Viper) {
 	v := viper.New()
 	cmd := &cobra.Command{
 		Use:           "webhook",
@@ -86,7 +89,7 @@ func command() *cobra.Command {
 	if err := v.BindPFlags(f); err != nil {
 		panic(err)
 	}
-	return cmd
+	return cmd, v
 }
 
 func run(v *viper.Viper) error {
@@ -113,10 +116,10 @@ func run(v *viper.Viper) error {
 		certMgr  *certs.Manager
 	)
 	if v.GetBool("manage-certificates") {
-		if v.GetString("namespace") == "" || len(v.GetStringSlice("webhook-dns-names")) == 0 {
+		if v.GetString("namespace") == "" || len(names(v, "webhook-dns-names")) == 0 {
 			return errors.New("--namespace and --webhook-dns-names are required with --manage-certificates")
 		}
-		if v.GetString("output-secret") != "" && len(v.GetStringSlice("output-dns-names")) == 0 {
+		if v.GetString("output-secret") != "" && len(names(v, "output-dns-names")) == 0 {
 			return errors.New("--output-dns-names is required with --output-secret")
 		}
 		// Uncached: the webhook reads only its own Secrets and configurations,
@@ -128,9 +131,9 @@ func run(v *viper.Viper) error {
 		certMgr = &certs.Manager{Client: c, Log: ctrl.Log.WithName("certs"), Config: certs.Config{
 			Namespace:                      v.GetString("namespace"),
 			WebhookSecret:                  v.GetString("webhook-secret"),
-			WebhookNames:                   v.GetStringSlice("webhook-dns-names"),
+			WebhookNames:                   names(v, "webhook-dns-names"),
 			OutputSecret:                   v.GetString("output-secret"),
-			OutputNames:                    v.GetStringSlice("output-dns-names"),
+			OutputNames:                    names(v, "output-dns-names"),
 			MutatingWebhookConfiguration:   v.GetString("mutating-webhook-configuration"),
 			ValidatingWebhookConfiguration: v.GetString("validating-webhook-configuration"),
 			CAValidity:                     v.GetDuration("ca-validity"),
@@ -235,4 +238,18 @@ func logLevel(value string, opts *zap.Options) error {
 	}
 	opts.Level = level
 	return nil
+}
+
+// names reads a list flag; from the environment it is comma- or
+// space-separated.
+func names(v *viper.Viper, key string) []string {
+	var out []string
+	for _, item := range v.GetStringSlice(key) {
+		for _, name := range strings.Split(item, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				out = append(out, name)
+			}
+		}
+	}
+	return out
 }

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"slices"
+	"testing"
+)
+
+func TestFlagsFromTheEnvironment(t *testing.T) {
+	t.Setenv("QUARKS_WEBHOOK_WEBHOOK_DNS_NAMES", "quarks-job-webhook.quarks.svc, quarks-job-webhook.quarks.svc.cluster.local")
+	t.Setenv("QUARKS_WEBHOOK_PERSISTER_IMAGE", "registry.example/persister:1")
+	t.Setenv("QUARKS_WEBHOOK_OUTPUT_ENDPOINT_URL", "https://quarks-job-output.quarks.svc:8443")
+	t.Setenv("QUARKS_WEBHOOK_TERMINATION_GRACE_PERIOD", "90s")
+	cmd, v := command()
+	if err := cmd.Flags().Parse([]string{"--persister-memory-limit=256Mi"}); err != nil {
+		t.Fatal(err)
+	}
+
+	if got, want := names(v, "webhook-dns-names"), []string{"quarks-job-webhook.quarks.svc", "quarks-job-webhook.quarks.svc.cluster.local"}; !slices.Equal(got, want) {
+		t.Errorf("webhook-dns-names = %q, want %q", got, want)
+	}
+	cfg, err := injectConfig(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Image != "registry.example/persister:1" || cfg.MinGracePeriodSeconds != 90 {
+		t.Errorf("image %q grace %d; want the environment's values", cfg.Image, cfg.MinGracePeriodSeconds)
+	}
+	if cfg.Endpoint != "https://quarks-job-output.quarks.svc:8443/v1alpha1/output" {
+		t.Errorf("endpoint = %q, want the upload path appended", cfg.Endpoint)
+	}
+	if got := cfg.Resources.Limits.Memory().String(); got != "256Mi" {
+		t.Errorf("memory limit = %s, want the flag's 256Mi", got)
+	}
+}
+
+func TestInjectConfigRejectsBadValues(t *testing.T) {
+	for name, args := range map[string][]string{
+		"no image":     {"--output-endpoint-url=https://x"},
+		"plain http":   {"--persister-image=p", "--output-endpoint-url=http://x"},
+		"root":         {"--persister-image=p", "--output-endpoint-url=https://x", "--persister-run-as-user=0"},
+		"short token":  {"--persister-image=p", "--output-endpoint-url=https://x", "--token-expiration=1m"},
+		"bad quantity": {"--persister-image=p", "--output-endpoint-url=https://x", "--persister-cpu-limit=lots"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cmd, v := command()
+			if err := cmd.Flags().Parse(args); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := injectConfig(v); err == nil {
+				t.Error("accepted")
+			}
+		})
+	}
+}
