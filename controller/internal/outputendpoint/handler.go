@@ -227,7 +227,7 @@ func (h *handler) recordResult(ctx context.Context, run *run, result upload.Resu
 			return err
 		}
 		if job.UID != run.job.UID {
-			return fmt.Errorf("Job %s was replaced", run.job.Name)
+			return fmt.Errorf("the run's Job %s was replaced", run.job.Name)
 		}
 		if raw, ok := job.Annotations[qjv1.AnnotationOutputResult]; ok {
 			var previous upload.Result
@@ -249,7 +249,7 @@ func (h *handler) recordResult(ctx context.Context, run *run, result upload.Resu
 		}
 		return err
 	}
-	return fmt.Errorf("Job %s kept changing", run.job.Name)
+	return fmt.Errorf("the run's Job %s kept changing", run.job.Name)
 }
 
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
