@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -38,7 +39,14 @@ var env = map[string]string{
 	"log-format":     "QUARKS_JOB_LOG_FORMAT",
 }
 
+// memoryLimit is the Go runtime's soft memory limit unless GOMEMLIMIT says
+// otherwise: the sidecar runs in every job pod and should stay small.
+const memoryLimit = 12 << 20
+
 func main() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(memoryLimit)
+	}
 	v := viper.New()
 	cmd := &cobra.Command{
 		Use:           "persister",

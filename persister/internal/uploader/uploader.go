@@ -4,7 +4,6 @@
 package uploader
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -70,14 +69,10 @@ func (e *PermanentError) Error() string {
 // *PermanentError when the controller refused the upload, or the last error
 // when ctx ends first.
 func (c *Client) Send(ctx context.Context, req *upload.Request) (*upload.Response, error) {
-	body, err := json.Marshal(req)
-	if err != nil {
-		return nil, fmt.Errorf("encoding the upload: %w", err)
-	}
 	backoff := cmpOr(c.MinBackoff, 250*time.Millisecond)
 	maxBackoff := cmpOr(c.MaxBackoff, 4*time.Second)
 	for attempt := 1; ; attempt++ {
-		resp, retryAfter, err := c.attempt(ctx, body)
+		resp, retryAfter, err := c.attempt(ctx, req)
 		if err == nil {
 			return resp, nil
 		}
@@ -101,14 +96,19 @@ func (c *Client) Send(ctx context.Context, req *upload.Request) (*upload.Respons
 
 // attempt sends the upload once. A retryable failure is an error that is not
 // a *PermanentError, with the wait the server asked for, if any.
-func (c *Client) attempt(ctx context.Context, body []byte) (*upload.Response, time.Duration, error) {
+func (c *Client) attempt(ctx context.Context, req *upload.Request) (*upload.Response, time.Duration, error) {
 	token, err := os.ReadFile(c.TokenPath)
 	if err != nil {
 		return nil, 0, fmt.Errorf("reading the service-account token: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, cmpOr(c.AttemptTimeout, 20*time.Second))
 	defer cancel()
-	httpReq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Endpoint, bytes.NewReader(body))
+	// The body is encoded while it is sent, so the base64 form of the files
+	// is never held in memory whole: the sidecar stays small.
+	body, encoder := io.Pipe()
+	go func() { encoder.CloseWithError(json.NewEncoder(encoder).Encode(req)) }()
+	defer body.Close()
+	httpReq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Endpoint, body)
 	if err != nil {
 		return nil, 0, &PermanentError{Problems: []string{fmt.Sprintf("invalid endpoint URL %q: %v", c.Endpoint, err)}}
 	}
