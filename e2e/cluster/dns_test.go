@@ -40,7 +40,8 @@ func TestPodReachesPodThroughServiceDNSName(t *testing.T) {
 	e.waitPod(server.Name, corev1.PodRunning)
 
 	// The client retries for a while: the Service's endpoints and rules
-	// appear a moment after the server pod is ready.
+	// appear a moment after the server pod is ready. (Debian's static
+	// busybox wget crashes with -T; timeout bounds each try instead.)
 	host := fmt.Sprintf("web.%s.svc", e.namespace)
 	client := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "client"},
@@ -49,7 +50,7 @@ func TestPodReachesPodThroughServiceDNSName(t *testing.T) {
 			Containers: []corev1.Container{{
 				Name: "wget", Image: busybox,
 				Command: []string{"sh", "-c", fmt.Sprintf(
-					`for i in $(seq 1 60); do if wget -q -T 2 -O - http://%s/; then exit 0; fi; sleep 1; done; nslookup %s; exit 1`, host, host)},
+					`for i in $(seq 1 60); do if timeout 5 wget -q -O - http://%s/; then exit 0; fi; sleep 1; done; nslookup %s.cluster.local; exit 1`, host, host)},
 			}},
 		},
 	}

@@ -54,7 +54,7 @@ func TestJobWithTwoContainersRunsToCompletion(t *testing.T) {
 	if err != nil {
 		t.Fatalf("kubectl logs: %v: %s", err, out)
 	}
-	for _, want := range []string{"container=first] output of the first container", "container=second] output of the second container"} {
+	for _, want := range []string{"/first] output of the first container", "/second] output of the second container"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("kubectl logs printed %q, want a line with %q", out, want)
 		}

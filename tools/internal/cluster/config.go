@@ -215,17 +215,25 @@ conntrack:
 }
 
 func (c Config) corefile() string {
-	return fmt.Sprintf(`.:53 {
-    bind %s
+	return fmt.Sprintf(`%[2]s in-addr.arpa ip6.arpa {
+    bind %[1]s
     errors
     health 127.0.0.1:18080
     ready 127.0.0.1:18181
-    kubernetes %s in-addr.arpa ip6.arpa {
-        kubeconfig %s
+    kubernetes %[2]s in-addr.arpa ip6.arpa {
+        kubeconfig %[3]s
         pods insecure
-        fallthrough in-addr.arpa ip6.arpa
     }
     cache 30
+}
+
+# The cluster has no upstream resolver: no other name exists.
+. {
+    bind %[1]s
+    errors
+    template ANY ANY {
+        rcode NXDOMAIN
+    }
 }
 `, NodeIP, ClusterDomain, c.Kubeconfig())
 }
