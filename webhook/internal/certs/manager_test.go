@@ -188,10 +188,12 @@ func assertInjected(t *testing.T, k8s client.Client) {
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: "gen-", Namespace: "quarks",
 		Labels:      map[string]string{qjv1.LabelQJobName: "gen"},
 		Annotations: map[string]string{qjv1.AnnotationOutputFiles: `{"gen":["a.json"]}`}},
-		Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "gen", Image: "busybox"}}}}
+		Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, ServiceAccountName: "default", Containers: []corev1.Container{{Name: "gen", Image: "busybox"}}}}
 	// The server may not have taken the first certificate yet.
 	var err error
+	attempts := 0
 	for range 50 {
+		attempts++
 		if err = k8s.Create(t.Context(), pod); err == nil {
 			break
 		}
@@ -200,6 +202,7 @@ func assertInjected(t *testing.T, k8s client.Client) {
 	if err != nil {
 		t.Fatalf("creating a QuarksJob pod through the webhook: %v", err)
 	}
+	t.Logf("pod created after %d attempts", attempts)
 	if len(pod.Spec.InitContainers) != 1 || pod.Spec.InitContainers[0].Name != upload.PersisterContainerName {
 		t.Fatalf("pod not injected: %+v", pod.Spec.InitContainers)
 	}

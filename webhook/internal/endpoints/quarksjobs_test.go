@@ -36,6 +36,7 @@ func TestQuarksJobRules(t *testing.T) {
 			}
 			// The API server's own schema checks some rules before the
 			// webhook is called; either way the message names the field.
+			t.Logf("rejected: %v", err)
 			field := strings.TrimPrefix(tc.WantErr[0], "spec.")
 			if !strings.Contains(err.Error(), field) {
 				t.Errorf("error %q does not name %s", err, tc.WantErr[0])

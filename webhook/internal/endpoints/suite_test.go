@@ -103,8 +103,10 @@ func run(m *testing.M) int {
 	endpoints.Register(server, scheme, injectCfg, func() []byte { return testCABundle }, countCalls)
 
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	stopped := make(chan struct{})
+	defer func() { cancel(); <-stopped }()
 	go func() {
+		defer close(stopped)
 		if err := server.Start(ctx); err != nil {
 			fmt.Fprintln(os.Stderr, "webhook server:", err)
 		}
@@ -177,6 +179,9 @@ func jobPod(namespace, outputFiles string, containers ...string) *corev1.Pod {
 		pod.Spec.Containers = append(pod.Spec.Containers, corev1.Container{Name: c, Image: "busybox"})
 	}
 	pod.Spec.RestartPolicy = corev1.RestartPolicyNever
+	// What the ServiceAccount admission plugin sets in a cluster; envtest
+	// turns that plugin off, and a projected token needs it.
+	pod.Spec.ServiceAccountName = "default"
 	return pod
 }
 
