@@ -76,7 +76,7 @@ func TestUploadWritesSecrets(t *testing.T) {
 	}) {
 		t.Errorf("result must list cert-v1 with its version: %+v", res.Secrets)
 	}
-	expectEvent(t, r.qjob, "OutputPersisted: persisted output of pod "+r.pod.Name)
+	expectEvent(t, r.qjob, "OutputPersisted", "persisted output of pod "+r.pod.Name)
 
 	// The persister retries: the same upload again changes nothing.
 	status, _ = post(t, token(t, r.pod, upload.Audience), files(goodOutput))
@@ -138,7 +138,10 @@ func TestUploadRefused(t *testing.T) {
 		{"no token", "", http.StatusUnauthorized, "bearer token"},
 		{"garbage token", "not-a-token", http.StatusUnauthorized, "token not accepted"},
 		{"another audience", token(t, r.pod, "another-audience"), http.StatusUnauthorized, "token not accepted"},
-		{"expired token", expired(t, token(t, r.pod, upload.Audience)), http.StatusUnauthorized, "token not accepted"},
+		{"expired token", resign(t, token(t, r.pod, upload.Audience), time.Now().Add(-time.Hour)), http.StatusUnauthorized, "expired"},
+		// The control for the one above: the same re-signing with a future
+		// expiry passes authentication (and is refused later, for the pod).
+		{"re-signed valid token", resign(t, token(t, stray, upload.Audience), time.Now().Add(time.Hour)), http.StatusForbidden, "is not controlled by a Job"},
 		{"token for a pod that is not a run", token(t, stray, upload.Audience), http.StatusForbidden, "is not controlled by a Job"},
 		{"token for a pod whose Job UID does not match", token(t, plainJob, upload.Audience), http.StatusForbidden, "is not the one the pod belongs to"},
 		{"token bound to a Secret, not a pod", boundToSecret, http.StatusForbidden, "not bound to a pod"},
@@ -195,7 +198,7 @@ func TestUndeclaredFileWritesNothing(t *testing.T) {
 		!strings.Contains(joined, `ignored output file "creds.json" of container "other"`) {
 		t.Fatalf("result: %+v", res)
 	}
-	expectEvent(t, r.qjob, `UndeclaredOutput: ignored output file "extra.json"`)
+	expectEvent(t, r.qjob, "UndeclaredOutput", `ignored output file "extra.json"`)
 
 	// A Job without an output spec: nothing is declared, nothing is written.
 	r2 := addRun(t, r.qjob, 2, nil, "gen")
@@ -251,8 +254,9 @@ func TestUploadProblems(t *testing.T) {
 	if names := secretNamesIn(t, ns); !slices.Equal(names, []string{"ok"}) {
 		t.Errorf("Secrets: %v", names)
 	}
-	expectEvent(t, r.qjob, `InvalidOutput: output file "b.json" of container "gen" value of key "port" is a number`)
-	expectEvent(t, r.qjob, `OutputMissing: output file "e.json" of container "gen" was not written`)
+	expectEvent(t, r.qjob, "InvalidOutput", `output file "b.json" of container "gen" value of key "port" is a number`)
+	expectEvent(t, r.qjob, "InvalidOutput", `output file "d.json" of container "gen" is 1048586 bytes`)
+	expectEvent(t, r.qjob, "OutputMissing", `output file "e.json" of container "gen" was not written`)
 }
 
 func TestSecretNotOwnedIsNotOverwritten(t *testing.T) {
@@ -273,7 +277,7 @@ func TestSecretNotOwnedIsNotOverwritten(t *testing.T) {
 	if res.Persisted || !strings.Contains(strings.Join(res.Problems, "\n"), `Secret "creds" exists in namespace "`+ns+`" and is not controlled by this QuarksJob`) {
 		t.Fatalf("result: %+v", res)
 	}
-	expectEvent(t, r.qjob, `SecretNotOwned: output file "creds.json" of container "gen": Secret "creds" exists`)
+	expectEvent(t, r.qjob, "SecretNotOwned", `output file "creds.json" of container "gen": Secret "creds" exists`)
 }
 
 func TestFailedContainers(t *testing.T) {

@@ -245,22 +245,24 @@ func eventNotes(t *testing.T, qjob *qjv1.QuarksJob) []string {
 	return notes
 }
 
-func expectEvent(t *testing.T, qjob *qjv1.QuarksJob, want string) {
+// expectEvent waits for an Event of the reason regarding the QuarksJob whose
+// note contains want.
+func expectEvent(t *testing.T, qjob *qjv1.QuarksJob, reason, want string) {
 	t.Helper()
 	eventually(t, 10*time.Second, func() string {
 		notes := eventNotes(t, qjob)
 		for _, n := range notes {
-			if strings.Contains(n, want) {
+			if strings.HasPrefix(n, reason+": ") && strings.Contains(n, want) {
 				return ""
 			}
 		}
-		return fmt.Sprintf("no Event on QuarksJob %s mentions %q; events: %q", qjob.Name, want, notes)
+		return fmt.Sprintf("no %s Event on QuarksJob %s mentions %q; events: %q", reason, qjob.Name, want, notes)
 	})
 }
 
-// expired re-signs a real token with the cluster's service-account key, with
-// its lifetime moved into the past: a genuine token, but expired.
-func expired(t *testing.T, real string) string {
+// resign re-signs a real token with the cluster's service-account key, with
+// its expiry moved to exp: with exp in the past, a genuine but expired token.
+func resign(t *testing.T, real string, exp time.Time) string {
 	t.Helper()
 	parts := strings.Split(real, ".")
 	if len(parts) != 3 {
@@ -272,10 +274,9 @@ func expired(t *testing.T, real string) string {
 	must(t, err)
 	var claims map[string]any
 	must(t, json.Unmarshal(payload, &claims))
-	now := time.Now()
-	claims["iat"] = now.Add(-2 * time.Hour).Unix()
-	claims["nbf"] = now.Add(-2 * time.Hour).Unix()
-	claims["exp"] = now.Add(-time.Hour).Unix()
+	claims["iat"] = exp.Add(-time.Hour).Unix()
+	claims["nbf"] = exp.Add(-time.Hour).Unix()
+	claims["exp"] = exp.Unix()
 	payload, err = json.Marshal(claims)
 	must(t, err)
 	signingInput := parts[0] + "." + base64.RawURLEncoding.EncodeToString(payload)

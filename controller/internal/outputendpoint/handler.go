@@ -103,6 +103,8 @@ type outcome struct {
 func (h *handler) persist(ctx context.Context, log logr.Logger, run *run, req *upload.Request) outcome {
 	result := upload.Result{Pod: run.pod.Name}
 	var retry string
+	var notices notices
+	defer func() { h.emit(run, notices) }()
 
 	raw, declared := run.job.Annotations[qjv1.AnnotationOutputSpec]
 	var spec *qjv1.Output
@@ -110,7 +112,7 @@ func (h *handler) persist(ctx context.Context, log logr.Logger, run *run, req *u
 		var err error
 		if spec, err = output.ParseSpec(raw); err != nil {
 			result.Problems = append(result.Problems, fmt.Sprintf("Job %s: %v", run.job.Name, err))
-			h.event(run, corev1.EventTypeWarning, "InvalidOutputSpec", result.Problems[0])
+			notices.add(corev1.EventTypeWarning, "InvalidOutputSpec", result.Problems[0])
 		}
 	} else {
 		spec = &qjv1.Output{} // nothing declared: every uploaded file is ignored
@@ -125,7 +127,7 @@ func (h *handler) persist(ctx context.Context, log logr.Logger, run *run, req *u
 		for _, p := range plan.Problems {
 			result.Problems = append(result.Problems, p.Message)
 			if p.Reason != output.ReasonExitCodeUnknown { // transient: the persister retries
-				h.event(run, eventType(p), p.Reason, p.Message)
+				notices.add(eventType(p), p.Reason, p.Message)
 			}
 		}
 		failed := plan.Blocked()
@@ -138,18 +140,18 @@ func (h *handler) persist(ctx context.Context, log logr.Logger, run *run, req *u
 			case secretwriter.IsNotOwned(err):
 				msg := fmt.Sprintf("output file %q of container %q: %v", s.File, s.Container, err)
 				result.Problems = append(result.Problems, msg)
-				h.event(run, corev1.EventTypeWarning, "SecretNotOwned", msg)
+				notices.add(corev1.EventTypeWarning, "SecretNotOwned", msg)
 			default:
 				msg := fmt.Sprintf("output file %q of container %q: %v", s.File, s.Container, err)
 				result.Problems = append(result.Problems, msg)
-				h.event(run, corev1.EventTypeWarning, "SecretWriteFailed", msg)
+				notices.add(corev1.EventTypeWarning, "SecretWriteFailed", msg)
 				retry = "writing Secrets failed"
 			}
 			failed = true
 		}
 		result.Persisted = !failed
 		if result.Persisted && len(result.Secrets) > 0 {
-			h.event(run, corev1.EventTypeNormal, "OutputPersisted", "persisted output of pod %s: %s", run.pod.Name, secretNames(result.Secrets))
+			notices.add(corev1.EventTypeNormal, "OutputPersisted", fmt.Sprintf("persisted output of pod %s: %s", run.pod.Name, secretNames(result.Secrets)))
 		}
 	}
 
@@ -255,19 +257,60 @@ func (h *handler) recordResult(ctx context.Context, run *run, result upload.Resu
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 
-// event records an Event on the QuarksJob, regarding the Job.
-func (h *handler) event(run *run, eventType, reason, note string, args ...any) {
+// notices are the Events of one upload, grouped by type and reason: the
+// events API merges Events of the same reason regarding the same object into
+// one series that shows only the first note, so one Event carries every
+// message of its reason.
+type notices struct {
+	order    []noticeKey
+	messages map[noticeKey][]string
+}
+
+type noticeKey struct{ eventType, reason string }
+
+func (n *notices) add(eventType, reason, message string) {
+	key := noticeKey{eventType, reason}
+	if n.messages == nil {
+		n.messages = map[noticeKey][]string{}
+	}
+	if _, seen := n.messages[key]; !seen {
+		n.order = append(n.order, key)
+	}
+	n.messages[key] = append(n.messages[key], message)
+}
+
+// maxNote is what an Event's note may hold (1 kB), less room for the ellipsis.
+const maxNote = 1000
+
+// emit records the notices as Events on the QuarksJob, related to the Job.
+func (h *handler) emit(run *run, n notices) {
 	if h.recorder == nil {
 		return
 	}
-	if len(args) > 0 {
-		note = fmt.Sprintf(note, args...)
+	for _, key := range n.order {
+		h.recorder.Eventf(run.qjob, run.job, key.eventType, key.reason, "PersistOutput", "%s", joinNote(n.messages[key]))
 	}
-	// An Event's note holds at most 1 kB.
-	if len(note) > 1000 {
-		note = note[:1000] + "…"
+}
+
+// joinNote joins messages within maxNote, saying how many did not fit (the
+// Job's result annotation and the QuarksJob's status hold them all).
+func joinNote(messages []string) string {
+	note := ""
+	for i, m := range messages {
+		next := m
+		if i > 0 {
+			next = note + "; " + m
+		}
+		if len(next) > maxNote {
+			rest := fmt.Sprintf(" … and %d more", len(messages)-i)
+			if i == 0 {
+				return m[:maxNote-len(rest)] + rest
+			}
+			return note + rest
+		}
+		note = next
 	}
-	h.recorder.Eventf(run.qjob, run.job, eventType, reason, "PersistOutput", "%s", note)
+	return note
 }
 
 func eventType(p output.Problem) string {

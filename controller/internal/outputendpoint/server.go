@@ -11,11 +11,14 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	stdlog "log"
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
@@ -118,6 +121,8 @@ func (s *server) Start(ctx context.Context) error {
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      2 * processingTimeout,
 		IdleTimeout:       90 * time.Second,
+		// TLS handshake errors (probes, port scans) are debug noise.
+		ErrorLog: stdlog.New(logWriter{log.V(1)}, "", 0),
 		TLSConfig: &tls.Config{
 			MinVersion:     tls.VersionTLS12,
 			GetCertificate: s.certs.GetCertificate,
@@ -145,3 +150,11 @@ func (s *server) Start(ctx context.Context) error {
 }
 
 var _ manager.LeaderElectionRunnable = &server{}
+
+// logWriter sends the HTTP server's own log lines to a logr.Logger.
+type logWriter struct{ log logr.Logger }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.log.Info(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
