@@ -64,6 +64,12 @@ func (s Service) clientConfig(path string) admissionregistrationv1.WebhookClient
 // and fails closed: without the webhook a QuarksJob pod is not created (the
 // Job controller retries), so it never runs without its persister; every
 // other pod is never sent to it.
+//
+// The QuarksJob webhooks fail open: they give early, clear messages, but an
+// unavailable webhook must not stop users from creating QuarksJobs nor the
+// controller from updating them. What matters for safety (reserved volumes,
+// /mnt/quarks, file names) the pod webhook checks again, and the controller
+// reports whatever else is wrong in the QuarksJob's status.
 func MutatingWebhookConfiguration(name string, svc Service) *admissionregistrationv1.MutatingWebhookConfiguration {
 	return &admissionregistrationv1.MutatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
@@ -94,10 +100,10 @@ func MutatingWebhookConfiguration(name string, svc Service) *admissionregistrati
 				Name:                    QuarksJobDefaultWebhookName,
 				ClientConfig:            svc.clientConfig(QuarksJobDefaultPath),
 				Rules:                   quarksJobRules(),
-				FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
+				FailurePolicy:           ptr.To(admissionregistrationv1.Ignore),
 				MatchPolicy:             ptr.To(admissionregistrationv1.Equivalent),
 				SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
-				TimeoutSeconds:          ptr.To[int32](10),
+				TimeoutSeconds:          ptr.To[int32](5),
 				AdmissionReviewVersions: []string{"v1"},
 				ReinvocationPolicy:      ptr.To(admissionregistrationv1.NeverReinvocationPolicy),
 			},
@@ -113,10 +119,10 @@ func ValidatingWebhookConfiguration(name string, svc Service) *admissionregistra
 			Name:                    QuarksJobValidateWebhookName,
 			ClientConfig:            svc.clientConfig(QuarksJobValidatePath),
 			Rules:                   quarksJobRules(),
-			FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
+			FailurePolicy:           ptr.To(admissionregistrationv1.Ignore),
 			MatchPolicy:             ptr.To(admissionregistrationv1.Equivalent),
 			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
-			TimeoutSeconds:          ptr.To[int32](10),
+			TimeoutSeconds:          ptr.To[int32](5),
 			AdmissionReviewVersions: []string{"v1"},
 		}},
 	}

@@ -20,6 +20,7 @@ import (
 	"code.cloudfoundry.org/quarks-job/api/upload"
 	"code.cloudfoundry.org/quarks-job/webhook/internal/endpoints"
 	"code.cloudfoundry.org/quarks-job/webhook/internal/inject"
+	"code.cloudfoundry.org/quarks-job/webhook/internal/validate/validatetest"
 )
 
 func create(t *testing.T, obj client.Object) {
@@ -195,4 +196,15 @@ func TestQuarksJobPodsWaitWhileTheWebhookIsDown(t *testing.T) {
 	other := jobPod(ns, "", "app")
 	other.Labels = map[string]string{"app": "unrelated"}
 	create(t, other)
+
+	// The QuarksJob webhooks fail open: QuarksJobs can still be created.
+	downQJ := endpoints.ValidatingWebhookConfiguration("quarks-job-webhook-down", endpoints.Service{})
+	downQJ.Webhooks[0].Name = "down.quarksjobs.quarks.cloudfoundry.org"
+	downQJ.Webhooks[0].ClientConfig = admissionregistrationv1.WebhookClientConfig{URL: ptr.To("https://127.0.0.1:1/validate"), CABundle: testCABundle}
+	downQJ.Webhooks[0].NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"webhook-down-test": "true"}}
+	create(t, downQJ)
+	t.Cleanup(func() { _ = k8s.Delete(context.Background(), downQJ) })
+	qj := validatetest.GoodQuarksJob()
+	qj.Namespace = ns
+	create(t, qj)
 }
