@@ -105,7 +105,9 @@ func TestExamplesCoverTheFeatures(t *testing.T) {
 			return q.Spec.Trigger.Strategy == qjv1.StrategyOnce && q.Spec.UpdateOnConfigChange
 		}},
 		{"output", "output.yaml", func(q *qjv1.QuarksJob) bool { return q.Spec.Output != nil && len(q.Spec.Output.OutputMap) > 0 }},
-		{"versioned-output", "versioned-output.yaml", func(q *qjv1.QuarksJob) bool { return anySecret(q, func(s qjv1.SecretOptions) bool { return s.Versioned }) }},
+		{"versioned-output", "versioned-output.yaml", func(q *qjv1.QuarksJob) bool {
+			return anySecret(q, func(s qjv1.SecretOptions) bool { return s.Versioned })
+		}},
 		{"fan-out", "fan-out.yaml", func(q *qjv1.QuarksJob) bool {
 			return anySecret(q, func(s qjv1.SecretOptions) bool { return s.PersistenceMethod == qjv1.PersistFanOut })
 		}},
