@@ -370,9 +370,6 @@ func TestWebhookConfigurations(t *testing.T) {
 		if w.ClientConfig.Service == nil || w.ClientConfig.Service.Name != webhookService || w.ClientConfig.Service.Namespace != releaseNS {
 			t.Errorf("webhook %s calls %+v, want Service %s/%s", w.Name, w.ClientConfig.Service, releaseNS, webhookService)
 		}
-		if w.FailurePolicy == nil || *w.FailurePolicy != admissionregistrationv1.Fail {
-			t.Errorf("webhook %s failurePolicy %v, want Fail", w.Name, w.FailurePolicy)
-		}
 		if w.NamespaceSelector != nil {
 			t.Errorf("webhook %s has namespaceSelector %v while every namespace is watched", w.Name, w.NamespaceSelector)
 		}
@@ -389,6 +386,16 @@ func TestWebhookConfigurations(t *testing.T) {
 	if !reflect.DeepEqual(pods.ObjectSelector, wantSelector) {
 		t.Errorf("pod webhook objectSelector %v, want %v", pods.ObjectSelector, wantSelector)
 	}
+	// Fail closed for pods: a QuarksJob pod never runs without its persister.
+	if pods.FailurePolicy == nil || *pods.FailurePolicy != admissionregistrationv1.Fail {
+		t.Errorf("pod webhook failurePolicy %v, want Fail", pods.FailurePolicy)
+	}
+	// Fail open for QuarksJobs: an unavailable webhook must not stop users or the controller.
+	for _, w := range mutating.Webhooks {
+		if w.Name != pods.Name && (w.FailurePolicy == nil || *w.FailurePolicy != admissionregistrationv1.Ignore) {
+			t.Errorf("QuarksJob webhook %s failurePolicy %v, want Ignore", w.Name, w.FailurePolicy)
+		}
+	}
 	if got := pods.Rules[0].Operations; !slices.Equal(got, []admissionregistrationv1.OperationType{admissionregistrationv1.Create}) {
 		t.Errorf("pod webhook operations %v, want CREATE only", got)
 	}
@@ -397,7 +404,7 @@ func TestWebhookConfigurations(t *testing.T) {
 		t.Fatalf("%d validating webhooks, want 1", len(validating.Webhooks))
 	}
 	v := validating.Webhooks[0]
-	if len(v.ClientConfig.CABundle) > 0 || v.FailurePolicy == nil || *v.FailurePolicy != admissionregistrationv1.Fail {
+	if len(v.ClientConfig.CABundle) > 0 || v.FailurePolicy == nil || *v.FailurePolicy != admissionregistrationv1.Ignore {
 		t.Errorf("validating webhook %s: caBundle %d bytes, failurePolicy %v", v.Name, len(v.ClientConfig.CABundle), v.FailurePolicy)
 	}
 	if len(v.Rules) != 1 || !slices.Equal(v.Rules[0].Resources, []string{"quarksjobs"}) || !slices.Equal(v.Rules[0].APIGroups, []string{"quarks.cloudfoundry.org"}) {
