@@ -24,7 +24,6 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		{[]string{"persister.image.repository=busybox:latest"}, []string{"persister", "repository"}},
 		{[]string{"watch.mode=some"}, []string{"watch", "mode"}},
 		{[]string{"watch.mode=namespaces"}, []string{"watch", "namespaces"}},
-		{[]string{"watch.namespaces={a}"}, []string{"watch", "namespaces"}},
 		{[]string{"watch.mode=namespaces", "watch.namespaces={Team_A}"}, []string{"watch", "namespaces"}},
 		{[]string{"watch.mode=selector", "watch.namespaceSelector.matchExpressions[0].key=a", "watch.namespaceSelector.matchExpressions[0].operator=Maybe"}, []string{"operator"}},
 		{[]string{"persister.runAsUser=0"}, []string{"persister", "runAsUser"}},
@@ -48,6 +47,30 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 				t.Errorf("rejected, but not by the values schema: %v", err)
 			}
 		})
+	}
+}
+
+// Rules across values fail the rendering with a message that says what to do.
+func TestInconsistentValuesAreRejected(t *testing.T) {
+	for _, tc := range []struct {
+		set  []string
+		want string
+	}{
+		{[]string{"watch.namespaces={a}"}, "set watch.mode=namespaces"},
+		{[]string{"watch.mode=selector", "watch.namespaces={a}"}, "set watch.mode=namespaces"},
+		{[]string{"watch.namespaceSelector.matchLabels.team=a"}, "set watch.mode=selector"},
+		{[]string{"metrics.port=8081"}, "metrics.port 8081 collides"},
+		{[]string{"metrics.port=9443"}, "metrics.port 9443 collides"},
+	} {
+		_, err := renderErr(t, tc.set...)
+		if err == nil {
+			t.Errorf("values %q accepted", tc.set)
+		} else if !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("values %q: error does not say %q: %v", tc.set, tc.want, err)
+		}
+	}
+	if _, err := renderErr(t, "metrics.enabled=false", "metrics.port=8081"); err != nil {
+		t.Errorf("metrics port checked while metrics are off: %v", err)
 	}
 }
 
