@@ -12,6 +12,9 @@ KUBE_MINOR   := 37
 KUBE_BIN     := $(BIN)/kube
 KUBE_COMPONENTS := kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl
 export KUBEBUILDER_ASSETS := $(KUBE_BIN)
+# The test control plane starts in seconds, but much slower on a busy machine.
+export KUBEBUILDER_CONTROLPLANE_START_TIMEOUT ?= 3m
+export KUBEBUILDER_CONTROLPLANE_STOP_TIMEOUT ?= 1m
 
 GO_TEST_FLAGS ?=
 
@@ -32,7 +35,7 @@ build: ## Build the operator, persister and webhook binaries into bin/.
 .PHONY: generate
 generate: ## Generate deepcopy code and the CRD from the API types.
 	cd tools && go tool controller-gen object paths=../api/...
-	cd tools && go tool controller-gen crd:crdVersions=v1 paths=../api/... output:crd:artifacts:config=../charts/quarks-job/files/crds
+	cd tools && go tool controller-gen crd:crdVersions=v1,generateEmbeddedObjectMeta=true paths=../api/... output:crd:artifacts:config=../charts/quarks-job/files/crds
 
 .PHONY: verify
 verify: generate ## Fail when a generated file differs from what is checked in.

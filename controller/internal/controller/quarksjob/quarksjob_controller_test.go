@@ -194,20 +194,26 @@ func TestInvalidTemplateFailsTheRunWithoutRetrying(t *testing.T) {
 
 func TestDeletedJobFailsTheRun(t *testing.T) {
 	startOperator(t, nil)
-	ns := namespace(t)
-	if err := k8s.Create(ctx, newQJob(ns, "gone", qjv1.StrategyOnce)); err != nil {
-		t.Fatal(err)
-	}
-	waitJobs(t, ns, "gone-1")
-	waitStatus(t, ns, "gone", lastRun(1, qjv1.RunRunning))
-	job := &batchv1.Job{}
-	job.Name, job.Namespace = "gone-1", ns
-	if err := k8s.Delete(ctx, job); err != nil {
-		t.Fatal(err)
-	}
-	got := waitStatus(t, ns, "gone", lastRun(1, qjv1.RunFailed))
-	if !strings.Contains(got.Status.LastRun.Message, "deleted") {
-		t.Errorf("message = %q", got.Status.LastRun.Message)
+	// Background is what kubectl does: the Job is gone at once. Orphan leaves
+	// it terminating (here, without a garbage collector, for good).
+	for _, policy := range []metav1.DeletionPropagation{metav1.DeletePropagationBackground, metav1.DeletePropagationOrphan} {
+		t.Run(string(policy), func(t *testing.T) {
+			ns := namespace(t)
+			if err := k8s.Create(ctx, newQJob(ns, "gone", qjv1.StrategyOnce)); err != nil {
+				t.Fatal(err)
+			}
+			waitJobs(t, ns, "gone-1")
+			waitStatus(t, ns, "gone", lastRun(1, qjv1.RunRunning))
+			job := &batchv1.Job{}
+			job.Name, job.Namespace = "gone-1", ns
+			if err := k8s.Delete(ctx, job, client.PropagationPolicy(policy)); err != nil {
+				t.Fatal(err)
+			}
+			got := waitStatus(t, ns, "gone", lastRun(1, qjv1.RunFailed))
+			if !strings.Contains(got.Status.LastRun.Message, "deleted") {
+				t.Errorf("message = %q", got.Status.LastRun.Message)
+			}
+		})
 	}
 }
 

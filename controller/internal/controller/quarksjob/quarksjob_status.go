@@ -82,13 +82,17 @@ func computeStatus(qjob *qjv1.QuarksJob, obs observation, now metav1.Time) qjv1.
 	}
 
 	if last != nil && last.Result == qjv1.RunRunning {
-		if job := obs.job(last.Number); job != nil {
-			outcome := runs.OutcomeOf(job)
-			if outcome.Result != qjv1.RunRunning {
-				last.Result, last.Message, last.CompletionTime = outcome.Result, outcome.Message, outcome.CompletionTime
-				finish(&status, last, &outcome)
-			}
-		} else if obs.lastJobGone {
+		job := obs.job(last.Number)
+		outcome := runs.Outcome{Result: qjv1.RunRunning}
+		if job != nil {
+			outcome = runs.OutcomeOf(job)
+		}
+		switch {
+		case outcome.Result != qjv1.RunRunning:
+			last.Result, last.Message, last.CompletionTime = outcome.Result, outcome.Message, outcome.CompletionTime
+			finish(&status, last, &outcome)
+		case obs.lastJobGone || (job != nil && !job.DeletionTimestamp.IsZero()):
+			// Deleted by someone while it ran: it will never finish.
 			last.Result, last.CompletionTime = qjv1.RunFailed, &now
 			last.Message = fmt.Sprintf("the Job %s was deleted before it finished", last.JobName)
 			finish(&status, last, nil)
