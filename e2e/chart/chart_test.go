@@ -68,6 +68,10 @@ func TestDefaultsRenderEveryComponent(t *testing.T) {
 	if got := *webhook.Spec.Replicas; got != 2 {
 		t.Errorf("webhook replicas = %d, want 2", got)
 	}
+	spread := webhook.Spec.Template.Spec.TopologySpreadConstraints
+	if len(spread) != 1 || spread[0].WhenUnsatisfiable != corev1.ScheduleAnyway || !reflect.DeepEqual(spread[0].LabelSelector.MatchLabels, webhook.Spec.Selector.MatchLabels) {
+		t.Errorf("webhook replicas are not spread softly across nodes: %+v", spread)
+	}
 	pdb := get[*policyv1.PodDisruptionBudget](t, r, "PodDisruptionBudget", webhookName)
 	if !reflect.DeepEqual(pdb.Spec.Selector.MatchLabels, webhook.Spec.Selector.MatchLabels) {
 		t.Errorf("PodDisruptionBudget selects %v, the webhook's pods are %v", pdb.Spec.Selector.MatchLabels, webhook.Spec.Selector.MatchLabels)
