@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -45,6 +46,48 @@ type Writer struct {
 	// Reader reads from the API server (the manager's APIReader): ownership
 	// and version checks must not act on a stale cache.
 	Reader client.Reader
+
+	// names serializes the writes of one Secret name within this process.
+	// Correctness does not depend on it (allocation is atomic across
+	// replicas); it spares concurrent uploads to one versioned name from
+	// racing for the same next version, which costs O(n²) requests.
+	names keyedMutex
+}
+
+// keyedMutex is a mutex per key; its zero value is ready to use.
+type keyedMutex struct {
+	mu    sync.Mutex
+	locks map[string]*keyedLock
+}
+
+type keyedLock struct {
+	sync.Mutex
+	users int
+}
+
+// lock locks key and returns its unlock.
+func (k *keyedMutex) lock(key string) (unlock func()) {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = map[string]*keyedLock{}
+	}
+	l, ok := k.locks[key]
+	if !ok {
+		l = &keyedLock{}
+		k.locks[key] = l
+	}
+	l.users++
+	k.mu.Unlock()
+
+	l.Lock()
+	return func() {
+		l.Unlock()
+		k.mu.Lock()
+		if l.users--; l.users == 0 {
+			delete(k.locks, key)
+		}
+		k.mu.Unlock()
+	}
 }
 
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;delete
@@ -54,6 +97,7 @@ type Writer struct {
 // holds the same data is not written again.
 func (w *Writer) Write(ctx context.Context, owner *qjv1.QuarksJob, s output.Secret) (qjv1.OutputSecret, error) {
 	written := qjv1.OutputSecret{Name: s.Name, Container: s.Container, File: s.File}
+	defer w.names.lock(owner.Namespace + "/" + s.Name)()
 	if s.Versioned {
 		v, err := versionedsecret.Create(ctx, w.Client, w.Reader, versionedsecret.Spec{
 			Namespace:         owner.Namespace,
