@@ -123,15 +123,19 @@ func config(v *viper.Viper) sidecar.Config {
 	return cfg
 }
 
+// minUploadTimeout is the least time an upload gets, even when the pod's
+// grace period is 0 or 1 s (the kubelet may kill the persister sooner).
+const minUploadTimeout = time.Second
+
 // parseTimeout reads "25s" or "25" (seconds).
 func parseTimeout(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
-	if seconds, err := strconv.Atoi(s); err == nil && seconds > 0 {
-		return time.Duration(seconds) * time.Second, nil
-	}
 	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("%s %q is neither a positive duration (25s) nor seconds (25)", upload.EnvUploadTimeout, s)
+	if seconds, atoiErr := strconv.Atoi(s); atoiErr == nil {
+		d, err = time.Duration(seconds)*time.Second, nil
 	}
-	return d, nil
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%s %q is neither a duration (25s) nor seconds (25)", upload.EnvUploadTimeout, s)
+	}
+	return max(d, minUploadTimeout), nil
 }

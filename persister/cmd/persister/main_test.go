@@ -1,0 +1,19 @@
+package main
+
+import (
+	"testing"
+	"time"
+)
+
+func TestParseTimeout(t *testing.T) {
+	for in, want := range map[string]time.Duration{"25s": 25 * time.Second, "25": 25 * time.Second, " 9 ": 9 * time.Second, "1m": time.Minute, "0s": time.Second, "0": time.Second} {
+		if got, err := parseTimeout(in); err != nil || got != want {
+			t.Errorf("parseTimeout(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "soon", "-5s", "-3"} {
+		if _, err := parseTimeout(in); err == nil {
+			t.Errorf("parseTimeout(%q): want an error", in)
+		}
+	}
+}
