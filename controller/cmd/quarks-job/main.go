@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
 	"go.uber.org/zap/zapcore"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -48,8 +49,9 @@ func newCommand() *cobra.Command {
 	f := cmd.Flags()
 	f.String("kubeconfig", "", "path to a kubeconfig; in-cluster configuration when empty")
 	f.StringSlice("watch-namespaces", nil, "namespaces to watch (comma-separated); all when empty")
+	f.String("watch-namespace-selector", "", "label selector of the namespaces whose QuarksJobs to run, e.g. quarks.cloudfoundry.org/monitored=quarks-job; all when empty")
 	f.String("log-level", "info", "log level: debug, info or error")
-	f.Int("workers", 8, "QuarksJobs reconciled in parallel")
+	f.Int("workers", 16, "QuarksJobs reconciled in parallel")
 	f.Duration("config-change-debounce", time.Second, "how long referenced configuration must stay unchanged before a change runs a one-off again")
 	f.Bool("leader-elect", false, "elect a leader so that only one replica acts")
 	f.String("leader-election-namespace", "", "namespace of the leader election lease; the pod's namespace when empty")
@@ -115,12 +117,19 @@ func run(v *viper.Viper) error {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
 
+	var namespaceSelector labels.Selector
+	if raw := v.GetString("watch-namespace-selector"); raw != "" {
+		if namespaceSelector, err = labels.Parse(raw); err != nil {
+			return fmt.Errorf("--watch-namespace-selector: %w", err)
+		}
+	}
 	reconciler := &quarksjob.Reconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("quarks-job"),
 
 		ConfigChangeDebounce: v.GetDuration("config-change-debounce"),
+		NamespaceSelector:    namespaceSelector,
 	}
 	if err := reconciler.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: v.GetInt("workers")}); err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -44,6 +45,10 @@ type Reconciler struct {
 	// stay unchanged before a change starts a run, so that a burst of
 	// changes makes one run.
 	ConfigChangeDebounce time.Duration
+	// NamespaceSelector, when not nil, limits the QuarksJobs acted on to
+	// namespaces whose labels it matches (the original's
+	// quarks.cloudfoundry.org/monitored label, for example).
+	NamespaceSelector labels.Selector
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 
@@ -118,6 +123,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		// The garbage collector deletes the Jobs with their owner.
 		return reconcile.Result{}, nil
 	}
+	if watched, err := r.watches(ctx, qjob.Namespace); err != nil || !watched {
+		return reconcile.Result{}, err
+	}
 	jobs, err := r.jobsOf(ctx, qjob)
 	if err != nil {
 		return reconcile.Result{}, err
@@ -177,6 +185,21 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 	r.report(before, qjob)
 	return reconcile.Result{RequeueAfter: recheck}, nil
+}
+
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+
+// watches reports whether the QuarksJobs of a namespace are the operator's
+// to run, by the namespace selector.
+func (r *Reconciler) watches(ctx context.Context, namespace string) (bool, error) {
+	if r.NamespaceSelector == nil {
+		return true, nil
+	}
+	ns := &corev1.Namespace{}
+	if err := r.Client.Get(ctx, types.NamespacedName{Name: namespace}, ns); err != nil {
+		return false, client.IgnoreNotFound(err)
+	}
+	return r.NamespaceSelector.Matches(labels.Set(ns.Labels)), nil
 }
 
 // retrySoon is the answer to a conflict: the object changed under us, so the

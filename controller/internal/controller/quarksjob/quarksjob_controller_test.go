@@ -7,8 +7,10 @@ import (
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
@@ -244,5 +246,27 @@ func TestRestartStartsNothing(t *testing.T) {
 		if q := getQJob(t, ns, name); q.Status.RunCount != 1 {
 			t.Errorf("%s: runCount = %d", name, q.Status.RunCount)
 		}
+	}
+}
+
+func TestNamespaceSelector(t *testing.T) {
+	selector, err := labels.Parse(qjv1.LabelMonitoredNamespace + "=quarks-job")
+	if err != nil {
+		t.Fatal(err)
+	}
+	startOperatorWith(t, nil, func(r *Reconciler) { r.NamespaceSelector = selector })
+	monitored, other := namespace(t), namespace(t)
+	ns := &corev1.Namespace{}
+	ns.Name = monitored
+	change(t, ns, func() { ns.Labels = map[string]string{qjv1.LabelMonitoredNamespace: "quarks-job"} })
+	for _, n := range []string{monitored, other} {
+		if err := k8s.Create(ctx, newQJob(n, "q", qjv1.StrategyOnce)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitJobs(t, monitored, "q-1")
+	keepJobs(t, other, time.Second)
+	if q := getQJob(t, other, "q"); q.Spec.Trigger.Strategy != qjv1.StrategyOnce || q.Status.ObservedGeneration != 0 {
+		t.Errorf("a QuarksJob outside the selected namespaces was touched: %+v", q.Status)
 	}
 }

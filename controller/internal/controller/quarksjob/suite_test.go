@@ -87,6 +87,12 @@ type operator struct {
 // wraps the reconciler's client (to inject failures).
 func startOperator(t testing.TB, wrap func(client.Client, context.CancelFunc) client.Client) *operator {
 	t.Helper()
+	return startOperatorWith(t, wrap, nil)
+}
+
+// startOperatorWith is startOperator with a hook to configure the reconciler.
+func startOperatorWith(t testing.TB, wrap func(client.Client, context.CancelFunc) client.Client, configure func(*Reconciler)) *operator {
+	t.Helper()
 	mgr, err := ctrl.NewManager(testConfig, ctrl.Options{
 		Scheme:                 testScheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
@@ -103,7 +109,10 @@ func startOperator(t testing.TB, wrap func(client.Client, context.CancelFunc) cl
 	}
 	r := &Reconciler{Client: c, APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("quarks-job"),
 		ConfigChangeDebounce: testDebounce}
-	if err := r.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: 8}); err != nil {
+	if configure != nil {
+		configure(r)
+	}
+	if err := r.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: 16}); err != nil {
 		t.Fatal(err)
 	}
 	op := &operator{cancel: cancel, done: make(chan error, 1)}
