@@ -41,7 +41,7 @@ type testRun struct {
 
 // newRun creates a QuarksJob, a Job it controls carrying the output spec
 // snapshot, and a pod of that Job running the given containers.
-func newRun(t *testing.T, ns, name string, spec *qjv1.Output, containers ...string) *testRun {
+func newRun(t testing.TB, ns, name string, spec *qjv1.Output, containers ...string) *testRun {
 	t.Helper()
 	ctx := context.Background()
 	podSpec := corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, ServiceAccountName: "runner"}
@@ -61,7 +61,7 @@ func newRun(t *testing.T, ns, name string, spec *qjv1.Output, containers ...stri
 }
 
 // addRun creates run number n of qjob with the given output spec snapshot.
-func addRun(t *testing.T, qjob *qjv1.QuarksJob, n int, spec *qjv1.Output, containers ...string) *testRun {
+func addRun(t testing.TB, qjob *qjv1.QuarksJob, n int, spec *qjv1.Output, containers ...string) *testRun {
 	t.Helper()
 	ctx := context.Background()
 	annotations := map[string]string{}
@@ -83,7 +83,7 @@ func addRun(t *testing.T, qjob *qjv1.QuarksJob, n int, spec *qjv1.Output, contai
 	return &testRun{ns: qjob.Namespace, qjob: qjob, job: job, pod: pod}
 }
 
-func newPod(t *testing.T, ns, name string, owner *metav1.OwnerReference, containers ...string) *corev1.Pod {
+func newPod(t testing.TB, ns, name string, owner *metav1.OwnerReference, containers ...string) *corev1.Pod {
 	t.Helper()
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
@@ -108,7 +108,7 @@ func controllerRef(apiVersion, kind, name string, uid types.UID) *metav1.OwnerRe
 
 // exit sets the pod's container statuses as the kubelet would: each named
 // container terminated with its code.
-func exit(t *testing.T, pod *corev1.Pod, codes map[string]int32) {
+func exit(t testing.TB, pod *corev1.Pod, codes map[string]int32) {
 	t.Helper()
 	ctx := context.Background()
 	fresh := &corev1.Pod{}
@@ -128,7 +128,7 @@ func exit(t *testing.T, pod *corev1.Pod, codes map[string]int32) {
 
 // token requests a token bound to the pod, as the kubelet does for the
 // persister's projected volume.
-func token(t *testing.T, pod *corev1.Pod, audience string) string {
+func token(t testing.TB, pod *corev1.Pod, audience string) string {
 	t.Helper()
 	tr, err := clientset.CoreV1().ServiceAccounts(pod.Namespace).CreateToken(context.Background(), "runner", &authnv1.TokenRequest{
 		Spec: authnv1.TokenRequestSpec{
@@ -151,7 +151,7 @@ func tokenRequestFor(kind, name, uid string) *authnv1.TokenRequest {
 }
 
 // post uploads as the persister does and returns the status and answer.
-func post(t *testing.T, bearer string, req *upload.Request) (int, upload.Response) {
+func post(t testing.TB, bearer string, req *upload.Request) (int, upload.Response) {
 	t.Helper()
 	body, err := json.Marshal(req)
 	must(t, err)
@@ -182,7 +182,7 @@ func files(byContainer map[string]map[string]string) *upload.Request {
 }
 
 // result reads the Result the endpoint recorded on the Job.
-func result(t *testing.T, job *batchv1.Job) *upload.Result {
+func result(t testing.TB, job *batchv1.Job) *upload.Result {
 	t.Helper()
 	fresh := &batchv1.Job{}
 	must(t, k8s.Get(context.Background(), client.ObjectKeyFromObject(job), fresh))
@@ -195,7 +195,7 @@ func result(t *testing.T, job *batchv1.Job) *upload.Result {
 	return &r
 }
 
-func secret(t *testing.T, ns, name string) *corev1.Secret {
+func secret(t testing.TB, ns, name string) *corev1.Secret {
 	t.Helper()
 	s := &corev1.Secret{}
 	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, s); err != nil {
@@ -204,7 +204,7 @@ func secret(t *testing.T, ns, name string) *corev1.Secret {
 	return s
 }
 
-func secretNamesIn(t *testing.T, ns string) []string {
+func secretNamesIn(t testing.TB, ns string) []string {
 	t.Helper()
 	var list corev1.SecretList
 	must(t, k8s.List(context.Background(), &list, client.InNamespace(ns)))
@@ -216,7 +216,7 @@ func secretNamesIn(t *testing.T, ns string) []string {
 }
 
 // eventually polls until check returns "" or the timeout, then fails with its message.
-func eventually(t *testing.T, timeout time.Duration, check func() string) {
+func eventually(t testing.TB, timeout time.Duration, check func() string) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -232,7 +232,7 @@ func eventually(t *testing.T, timeout time.Duration, check func() string) {
 }
 
 // eventNotes lists "reason: note" of the Events regarding the QuarksJob.
-func eventNotes(t *testing.T, qjob *qjv1.QuarksJob) []string {
+func eventNotes(t testing.TB, qjob *qjv1.QuarksJob) []string {
 	t.Helper()
 	var list eventsv1.EventList
 	must(t, k8s.List(context.Background(), &list, client.InNamespace(qjob.Namespace)))
@@ -247,7 +247,7 @@ func eventNotes(t *testing.T, qjob *qjv1.QuarksJob) []string {
 
 // expectEvent waits for an Event of the reason regarding the QuarksJob whose
 // note contains want.
-func expectEvent(t *testing.T, qjob *qjv1.QuarksJob, reason, want string) {
+func expectEvent(t testing.TB, qjob *qjv1.QuarksJob, reason, want string) {
 	t.Helper()
 	eventually(t, 10*time.Second, func() string {
 		notes := eventNotes(t, qjob)
@@ -262,7 +262,7 @@ func expectEvent(t *testing.T, qjob *qjv1.QuarksJob, reason, want string) {
 
 // resign re-signs a real token with the cluster's service-account key, with
 // its expiry moved to exp: with exp in the past, a genuine but expired token.
-func resign(t *testing.T, real string, exp time.Time) string {
+func resign(t testing.TB, real string, exp time.Time) string {
 	t.Helper()
 	parts := strings.Split(real, ".")
 	if len(parts) != 3 {

@@ -186,7 +186,7 @@ func writeServingCert(dir string) ([]byte, error) {
 }
 
 // newNamespace creates a namespace with the service account the test pods run as.
-func newNamespace(t *testing.T) string {
+func newNamespace(t testing.TB) string {
 	t.Helper()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "output-"}}
 	must(t, k8s.Create(context.Background(), ns))
@@ -194,7 +194,7 @@ func newNamespace(t *testing.T) string {
 	return ns.Name
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
