@@ -193,21 +193,15 @@ func (p *Plan) addSecrets(spec *qjv1.Output, container, fileName string, options
 		return
 	}
 
-	// fan-out, as the original: each top-level key becomes the Secret
-	// "<name>-<key>", whose data is the key's value, itself a JSON-encoded
-	// flat object of strings.
+	// fan-out: each top-level key becomes the Secret "<name>-<key>". Its data
+	// is the key's value under the data key "value"; a value that is itself a
+	// JSON-encoded flat object of strings becomes the Secret's data instead,
+	// as the original QuarksJob did, so manifests written for it keep working.
 	var secrets []Secret
 	for _, key := range sortedKeys(values) {
-		inner, err := upload.ParseOutput([]byte(values[key]))
-		if err != nil {
-			p.problem(container, fileName, ReasonInvalidOutput, true,
-				"output file %q of container %q (fan-out): the value of key %q must be a JSON-encoded object of strings, but it %v",
-				fileName, container, key, err)
-			return
-		}
 		s := base
 		s.Name = options.Name + "-" + key
-		s.Data = toData(inner)
+		s.Data = fanOutData(values[key])
 		if msg := checkSecret(s); msg != "" {
 			p.problem(container, fileName, ReasonInvalidSecret, true,
 				"output file %q of container %q (fan-out), key %q: %s", fileName, container, key, msg)
@@ -243,6 +237,19 @@ func checkSecret(s Secret) string {
 		}
 	}
 	return ""
+}
+
+// FanOutValueKey is the data key of a fan-out Secret whose value is a plain string.
+const FanOutValueKey = "value"
+
+// fanOutData is the data of one fan-out Secret.
+func fanOutData(value string) map[string][]byte {
+	if trimmed := strings.TrimSpace(value); strings.HasPrefix(trimmed, "{") {
+		if inner, err := upload.ParseOutput([]byte(trimmed)); err == nil {
+			return toData(inner)
+		}
+	}
+	return map[string][]byte{FanOutValueKey: []byte(value)}
 }
 
 func toData(values map[string]string) map[string][]byte {
