@@ -21,12 +21,11 @@ var errCrashed = errors.New("injected crash")
 // It counts the Jobs it created.
 type crashingClient struct {
 	client.Client
-	crashAt    int64
-	writes     atomic.Int64
-	crashed    atomic.Bool
-	crash      context.CancelFunc
-	jobsMade   *atomic.Int64
-	statusSide client.SubResourceWriter
+	crashAt  int64
+	writes   atomic.Int64
+	crashed  atomic.Bool
+	crash    context.CancelFunc
+	jobsMade *atomic.Int64
 }
 
 func (c *crashingClient) write(f func() error) error {
