@@ -38,7 +38,7 @@ func Up(ctx context.Context, c Config, log io.Writer) (err error) {
 			return fmt.Errorf("the cluster in %s is already running (%s); stop it first", c.Dir, name)
 		}
 	}
-	if _, err := os.Stat(c.hostStateFile()); err == nil {
+	if c.leftovers() {
 		step("tearing down what an earlier run left")
 		if err := Down(ctx, c, log); err != nil {
 			return fmt.Errorf("an earlier run left state that cannot be removed: %w", err)
@@ -68,6 +68,10 @@ func Up(ctx context.Context, c Config, log io.Writer) (err error) {
 		return err
 	}
 	if err := os.MkdirAll(RunDir, 0o755); err != nil {
+		return err
+	}
+	// A later Down from another checkout finds this run's mounts through it.
+	if err := os.WriteFile(filepath.Join(RunDir, "state-dir"), []byte(c.Dir), 0o644); err != nil {
 		return err
 	}
 	if err := setUpNetwork(); err != nil {
@@ -164,6 +168,9 @@ func Down(ctx context.Context, c Config, log io.Writer) error {
 	add("remove pod cgroups", removePodCgroups())
 	add("remove iptables rules", cleanIPTables())
 	mountPrefixes := []string{c.Dir, RunDir}
+	if owner, err := os.ReadFile(filepath.Join(RunDir, "state-dir")); err == nil && filepath.IsAbs(string(owner)) && filepath.Clean(string(owner)) != "/" {
+		mountPrefixes = append(mountPrefixes, string(owner))
+	}
 	var newNetNS []string
 	if stateErr == nil {
 		for _, ns := range netnsNames() {
@@ -185,7 +192,7 @@ func Down(ctx context.Context, c Config, log io.Writer) error {
 	if len(errs) == 0 {
 		// Keep logs and certificates for a look after the fact; the data
 		// directories go, and with them what a running cluster held.
-		for _, d := range []string{"etcd", "containerd", "kubelet", "pod-logs", "pids", "host-state.json"} {
+		for _, d := range []string{"etcd", "containerd", "kubelet", "pod-logs", "pids"} {
 			add("remove "+d, os.RemoveAll(c.path(d)))
 		}
 		add("remove "+RunDir, os.RemoveAll(RunDir))
@@ -194,6 +201,18 @@ func Down(ctx context.Context, c Config, log io.Writer) error {
 		fmt.Fprintf(log, "cluster down in %.1fs\n", time.Since(start).Seconds())
 	}
 	return errors.Join(errs...)
+}
+
+// leftovers reports whether an earlier run, from this folder or another
+// checkout, left state on the machine: a run that was killed instead of
+// stopped.
+func (c Config) leftovers() bool {
+	for _, path := range []string{c.hostStateFile(), RunDir, filepath.Join("/sys/class/net", Bridge)} {
+		if _, err := os.Stat(path); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 func (c Config) preflight() error {

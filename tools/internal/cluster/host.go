@@ -44,7 +44,10 @@ type hostState struct {
 	NetNS []string `json:"netns"`
 }
 
-func (c Config) hostStateFile() string { return c.path("host-state.json") }
+// hostStateFile lives with the machine's runtime state, not in the
+// checkout: a run killed without teardown is cleaned up by the next start
+// from any checkout, which must find the original settings.
+func (c Config) hostStateFile() string { return filepath.Join(RunDir, "host-state.json") }
 
 func sysctlPath(name string) string {
 	return filepath.Join("/proc/sys", strings.ReplaceAll(name, ".", "/"))
@@ -55,6 +58,9 @@ func sysctlPath(name string) string {
 func (c Config) saveHostState() error {
 	if _, err := os.Stat(c.hostStateFile()); err == nil {
 		return nil
+	}
+	if err := os.MkdirAll(RunDir, 0o755); err != nil {
+		return err
 	}
 	state := hostState{Sysctls: map[string]string{}, NetNS: netnsNames()}
 	for _, name := range TouchedSysctls {
