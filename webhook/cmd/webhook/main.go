@@ -72,6 +72,7 @@ func command() (*cobra.Command, *viper.Viper) {
 	f.Duration("cert-check-interval", 60e9, "how often the Secrets and webhook configurations are checked")
 	f.String("persister-image", "", "image of the injected persister sidecar (required)")
 	f.String("persister-image-pull-policy", string(defaults.ImagePullPolicy), "pull policy of the persister image")
+	f.StringSlice("persister-image-pull-secrets", nil, "Secrets (in each job's namespace) added to injected pods to pull the persister image")
 	f.String("output-endpoint-url", "", "https URL of the controller's output endpoint, given to the persister; without a path, the upload path is appended (required)")
 	f.String("persister-cpu-request", "10m", "CPU request of the persister")
 	f.String("persister-memory-request", "32Mi", "memory request of the persister")
@@ -198,6 +199,7 @@ func injectConfig(v *viper.Viper) (inject.Config, error) {
 	}
 	cfg.Endpoint = endpoint.String()
 	cfg.ImagePullPolicy = corev1.PullPolicy(v.GetString("persister-image-pull-policy"))
+	cfg.ImagePullSecrets = names(v, "persister-image-pull-secrets")
 	for _, q := range []struct {
 		flag string
 		list corev1.ResourceList

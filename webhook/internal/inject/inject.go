@@ -30,6 +30,9 @@ type Config struct {
 	Image string
 	// ImagePullPolicy of the persister.
 	ImagePullPolicy corev1.PullPolicy
+	// ImagePullSecrets are added to the pod, so that a persister image from
+	// a private registry can be pulled in every job namespace.
+	ImagePullSecrets []string
 	// Endpoint is the URL of the controller's output endpoint, passed to the
 	// persister verbatim.
 	Endpoint string
@@ -165,6 +168,11 @@ func Inject(pod *corev1.Pod, files map[string][]string, rawFiles string, caBundl
 		persisterMounts = append(persisterMounts, corev1.VolumeMount{Name: volume, MountPath: path.Join(upload.OutputRoot, container), ReadOnly: true})
 	}
 	upsertVolume(pod, tokenVolume(cfg.TokenExpirationSeconds))
+	for _, name := range cfg.ImagePullSecrets {
+		if !slices.ContainsFunc(pod.Spec.ImagePullSecrets, func(r corev1.LocalObjectReference) bool { return r.Name == name }) {
+			pod.Spec.ImagePullSecrets = append(pod.Spec.ImagePullSecrets, corev1.LocalObjectReference{Name: name})
+		}
+	}
 
 	if grace := pod.Spec.TerminationGracePeriodSeconds; grace == nil || *grace < cfg.MinGracePeriodSeconds {
 		pod.Spec.TerminationGracePeriodSeconds = ptr.To(cfg.MinGracePeriodSeconds)

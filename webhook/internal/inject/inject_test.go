@@ -273,3 +273,22 @@ func volumeNames(pod *corev1.Pod) []string {
 func equalStrings(a, b []string) bool {
 	return strings.Join(a, ",") == strings.Join(b, ",")
 }
+
+func TestInjectImagePullSecrets(t *testing.T) {
+	cfg := testConfig()
+	cfg.ImagePullSecrets = []string{"registry-creds", "mirror-creds"}
+	pod := jobPod(`{"a":["x"]}`, "a")
+	pod.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "mirror-creds"}, {Name: "users-own"}}
+	for range 2 {
+		if err := inject(t, pod, cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	for _, ref := range pod.Spec.ImagePullSecrets {
+		got = append(got, ref.Name)
+	}
+	if strings.Join(got, ",") != "mirror-creds,users-own,registry-creds" {
+		t.Errorf("imagePullSecrets = %v; want the user's kept and each configured one once", got)
+	}
+}
