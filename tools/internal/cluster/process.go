@@ -82,7 +82,43 @@ func (c Config) alive(name string) error {
 	if c.pid(name) != 0 {
 		return nil
 	}
-	return fmt.Errorf("%s exited; end of %s:\n%s", name, c.path("logs", name+".log"), c.logTail(name, 25))
+	return fmt.Errorf("%s exited%s%s; end of %s:\n%s", name, c.exitStatus(name), c.procState(name), c.path("logs", name+".log"), c.logTail(name, 25))
+}
+
+// procState describes what the daemon's pid is now, for a daemon that
+// seems gone without a word in its log.
+func (c Config) procState(name string) string {
+	raw, err := os.ReadFile(c.pidFile(name))
+	if err != nil {
+		return fmt.Sprintf(" (no pid file: %v)", err)
+	}
+	pid := strings.TrimSpace(string(raw))
+	stat, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return " (pid " + pid + " is gone)"
+	}
+	cmdline, _ := os.ReadFile("/proc/" + pid + "/cmdline")
+	return fmt.Sprintf(" (pid %s: %.60s; %.120s)", pid, stat, bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '}))
+}
+
+// exitStatus reaps a daemon this process started and says how it ended.
+func (c Config) exitStatus(name string) string {
+	raw, err := os.ReadFile(c.pidFile(name))
+	if err != nil {
+		return ""
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	if err != nil {
+		return ""
+	}
+	var status syscall.WaitStatus
+	if got, err := syscall.Wait4(pid, &status, syscall.WNOHANG, nil); err != nil || got != pid {
+		return ""
+	}
+	if status.Signaled() {
+		return fmt.Sprintf(" (killed by signal %s)", status.Signal())
+	}
+	return fmt.Sprintf(" (exit status %d)", status.ExitStatus())
 }
 
 func (c Config) logTail(name string, lines int) string {
