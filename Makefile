@@ -63,6 +63,29 @@ bench: kube ## Run the benchmarks against a local API server and print their fig
 run: kube ## Start a local control plane, install the CRD and run the operator against it.
 	cd tools && go run ./cmd/controlplane --assets $(KUBE_BIN) --dir $(BIN)/run -- go run ../controller/cmd/quarks-job
 
+##@ The product on the local cluster
+
+HELM         := $(BIN)/tools/helm
+HELM_VERSION := v3.22.0
+DEMO_EXAMPLE ?= docs/examples/output.yaml
+
+.PHONY: helm
+helm: ## Build the helm command from its Go module into bin/tools.
+	@mkdir -p $(BIN)/tools
+	GOBIN=$(BIN)/tools GOWORK=off go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+.PHONY: demo
+demo: helm cluster-up images ## Local cluster, images, the chart, the output example, and the Secret it wrote.
+	KUBECONFIG=$(CLUSTER_KUBECONFIG) $(HELM) upgrade --install quarks-job charts/quarks-job \
+		--namespace quarks-job --create-namespace --wait --timeout 5m \
+		--set controller.image.tag=$(IMAGE_TAG),webhook.image.tag=$(IMAGE_TAG),persister.image.tag=$(IMAGE_TAG)
+	$(KUBE_BIN)/kubectl --kubeconfig $(CLUSTER_KUBECONFIG) apply -f $(DEMO_EXAMPLE)
+	$(KUBE_BIN)/kubectl --kubeconfig $(CLUSTER_KUBECONFIG) wait --for=create secret/output-credentials --timeout 3m
+	@echo "--- the Secret the job's output became:"
+	@$(KUBE_BIN)/kubectl --kubeconfig $(CLUSTER_KUBECONFIG) get secret output-credentials \
+		-o go-template='{{range $$k, $$v := .data}}{{$$k}}={{$$v | base64decode}}{{"\n"}}{{end}}'
+	@echo "--- export KUBECONFIG=$(CLUSTER_KUBECONFIG) to look around; make cluster-down to stop"
+
 ##@ Kubernetes from Go modules
 
 .PHONY: kube
