@@ -63,7 +63,12 @@ func (c Config) pid(name string) int {
 		return 0
 	}
 	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil || !bytes.Contains(cmdline, []byte(c.Dir)) {
+	if err != nil {
+		return 0
+	}
+	// A process that is still being exec'd (or stuck in the kernel) shows
+	// an empty command line for a moment: it is ours all the same.
+	if len(cmdline) > 0 && !bytes.Contains(cmdline, []byte(c.Dir)) {
 		return 0
 	}
 	if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && isZombie(stat) {
