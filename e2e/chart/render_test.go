@@ -287,4 +287,4 @@ func grants(rules []rbacv1.PolicyRule, group, resource, verb string) bool {
 }
 
 // clusterScoped are the resources the controller's markers name that are not namespaced.
-var clusterScoped = map[string]bool{"tokenreviews": true}
+var clusterScoped = map[string]bool{"tokenreviews": true, "namespaces": true}
