@@ -17,6 +17,9 @@ export KUBEBUILDER_CONTROLPLANE_START_TIMEOUT ?= 3m
 export KUBEBUILDER_CONTROLPLANE_STOP_TIMEOUT ?= 1m
 
 GO_TEST_FLAGS ?=
+# One cgo setting for every build (tests, images, Kubernetes): changing it
+# rebuilds everything, and the images need static binaries.
+export CGO_ENABLED := 0
 
 ##@ General
 

@@ -141,7 +141,7 @@ func buildGoImage(tag, dir, out string) (string, error) {
 		return "", err
 	}
 	binary := file + ".bin"
-	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", binary, ".")
+	build := exec.Command("go", "build", "-ldflags=-s -w", "-o", binary, ".")
 	build.Dir = abs
 	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
