@@ -23,6 +23,12 @@ PRODUCT_IMAGES  := $(IMAGE_REPO)/quarks-job:$(IMAGE_TAG)=controller/cmd/quarks-j
                    $(IMAGE_REPO)/quarks-job-webhook:$(IMAGE_TAG)=webhook/cmd/webhook
 E2E_IMAGES      := $(IMAGE_REPO)/quarks-job-e2e-probe:$(IMAGE_TAG)=e2e/cluster/probe
 export E2E_PROBE_IMAGE := $(IMAGE_REPO)/quarks-job-e2e-probe:$(IMAGE_TAG)
+# The product suite (e2e/product) installs the chart with these images.
+export E2E_IMAGE_REPO := $(IMAGE_REPO)
+export E2E_IMAGE_TAG  := $(IMAGE_TAG)
+# The helm upgrade test pins the persister to this second tag of the same image: on the local
+# cluster the suite tags it in the registry (E2E_REGISTRY), with kind the e2e target loads it.
+export E2E_PERSISTER_PINNED_TAG := e2e-pinned
 
 DEBIAN_PACKAGES := containerd runc containernetworking-plugins iptables iproute2 busybox-static
 E2E_TIMEOUT     ?= 20m
@@ -79,6 +85,7 @@ test-e2e-local: kube cluster-packages cluster-tools base-images ## cluster-up, i
 	echo "--- cluster-up"; $(CLUSTER) up $(CLUSTER_FLAGS); \
 	echo "--- images"; $(IMAGES) build --out $(IMAGES_DIR) --push $(REGISTRY) $(PRODUCT_IMAGES) $(E2E_IMAGES); \
 	echo "--- e2e suite"; cd e2e && KUBECONFIG=$(CLUSTER_KUBECONFIG) KUBECTL=$(KUBE_BIN)/kubectl \
+		E2E_REGISTRY=$(REGISTRY) E2E_IMAGE_PULL_POLICY=Always \
 		go test -tags e2e -count=1 -timeout $(E2E_TIMEOUT) $(E2E_FLAGS) ./...
 	@echo "--- cluster lifecycle (down leaves nothing, up works again)"
 	cd tools && go test -tags localcluster -count=1 -timeout 10m -run TestLifecycle -v ./cmd/cluster/
@@ -96,10 +103,12 @@ e2e: ## Create a kind cluster, build the images with Docker, load them and run t
 	$(KIND) get kubeconfig --name $(KIND_CLUSTER) > $(KIND_KUBECONFIG)
 	docker build -t $(IMAGE_REPO)/quarks-job:$(IMAGE_TAG) -f controller/Dockerfile .
 	docker build -t $(IMAGE_REPO)/quarks-job-persister:$(IMAGE_TAG) -f persister/Dockerfile .
+	docker tag $(IMAGE_REPO)/quarks-job-persister:$(IMAGE_TAG) $(IMAGE_REPO)/quarks-job-persister:$(E2E_PERSISTER_PINNED_TAG)
 	docker build -t $(IMAGE_REPO)/quarks-job-webhook:$(IMAGE_TAG) -f webhook/Dockerfile .
 	docker build -t $(E2E_PROBE_IMAGE) -f e2e/cluster/probe/Dockerfile .
 	$(KIND) load docker-image --name $(KIND_CLUSTER) $(IMAGE_REPO)/quarks-job:$(IMAGE_TAG) \
-		$(IMAGE_REPO)/quarks-job-persister:$(IMAGE_TAG) $(IMAGE_REPO)/quarks-job-webhook:$(IMAGE_TAG) $(E2E_PROBE_IMAGE)
+		$(IMAGE_REPO)/quarks-job-persister:$(IMAGE_TAG) $(IMAGE_REPO)/quarks-job-persister:$(E2E_PERSISTER_PINNED_TAG) \
+		$(IMAGE_REPO)/quarks-job-webhook:$(IMAGE_TAG) $(E2E_PROBE_IMAGE)
 	cd e2e && KUBECONFIG=$(KIND_KUBECONFIG) go test -tags e2e -count=1 -timeout $(E2E_TIMEOUT) $(E2E_FLAGS) ./...
 
 .PHONY: e2e-kind-down
