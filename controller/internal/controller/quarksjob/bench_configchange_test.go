@@ -11,10 +11,8 @@ import (
 	"testing"
 	"time"
 
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
@@ -66,21 +64,7 @@ func BenchmarkConfigChangeFanOut(b *testing.B) {
 			b.Fatalf("%d runs after the change; want exactly %d", n-total, total)
 		}
 
-		plainNS := namespace(b)
-		pw := watchJobs(b, plainNS)
-		clientset := kubernetes.NewForConfigOrDie(testConfig)
-		template := newQJob(plainNS, "", qjv1.StrategyOnce).Spec.Template
-		start = time.Now()
-		inParallel(b, total, parallelism, func(i int) error {
-			job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("q%d-2", i), Namespace: plainNS}, Spec: template.Spec}
-			_, err := clientset.BatchV1().Jobs(plainNS).Create(ctx, job, metav1.CreateOptions{})
-			return err
-		})
-		waitCount(b, pw, total)
-		plain := lastSeen(pw).Sub(start)
-		b.ReportMetric(operator.Seconds(), "operator-s")
-		b.ReportMetric(plain.Seconds(), "plain-s")
-		b.ReportMetric(operator.Seconds()/plain.Seconds(), "ratio")
+		reportAgainstPlain(b, operator, total, parallelism)
 	}
 }
 
