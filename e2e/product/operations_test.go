@@ -35,6 +35,8 @@ func TestProduct(t *testing.T) {
 		t.Run("bad-output", testBadOutput)
 		t.Run("two-containers", testTwoContainers)
 		t.Run("restricted-namespace", testRestrictedNamespace)
+		t.Run("created-before-its-configmap", testCreatedBeforeItsConfigMap)
+		t.Run("versioned-secret-reference", testVersionedSecretReference)
 	})
 	t.Logf("figure: parallel tests took %s", time.Since(start).Round(100*time.Millisecond))
 	t.Run("webhook-unavailable", testWebhookUnavailable)
