@@ -40,6 +40,7 @@ func TestProduct(t *testing.T) {
 	})
 	t.Logf("figure: parallel tests took %s", time.Since(start).Round(100*time.Millisecond))
 	t.Run("webhook-unavailable", testWebhookUnavailable)
+	t.Run("controller-unreachable", testControllerUnreachable)
 	t.Run("helm-upgrade", testHelmUpgrade)
 	t.Run("helm-uninstall", testHelmUninstall)
 }
@@ -477,4 +478,100 @@ spec:
 		// The certificate Secrets the webhook made are not the release's (docs/guide.md).
 		t.Logf("Secrets left in %s (the webhook's certificates, documented): %v", releaseNS, names)
 	}
+}
+
+const controllerSelector = "app.kubernetes.io/instance=" + releaseName + ",app.kubernetes.io/component=controller"
+
+// testControllerUnreachable: when the controller (and so the output endpoint) is down as a run's
+// container exits, the persister gives up before the grace period ends and the pod finishes;
+// with the controller back, the run is Failed because its output was never persisted.
+func testControllerUnreachable(t *testing.T) {
+	e := newEnv(t, "nocontroller", nil)
+	ctx := e.ctx
+	d, err := suite.kube.AppsV1().Deployments(releaseNS).Get(ctx, controllerDeployment, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	replicas := *d.Spec.Replicas
+	scale := func(ctx context.Context, n int32) error {
+		_, err := suite.kube.AppsV1().Deployments(releaseNS).UpdateScale(ctx, controllerDeployment, &autoscalingv1.Scale{
+			ObjectMeta: metav1.ObjectMeta{Name: controllerDeployment, Namespace: releaseNS},
+			Spec:       autoscalingv1.ScaleSpec{Replicas: n}}, metav1.UpdateOptions{})
+		return err
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		if err := scale(ctx, replicas); err != nil {
+			t.Errorf("scaling the controller back to %d: %v", replicas, err)
+		}
+		if err := waitRolledOut(ctx, releaseNS, controllerDeployment); err != nil {
+			t.Errorf("the controller did not come back: %v", err)
+		}
+	})
+
+	// The container outlives the controller: it writes valid output after 25 s.
+	e.apply("qjob", []byte(outputJob("orphan", `sleep 25; echo '{"k":"v"}' > /mnt/quarks/out.json`, false)))
+	e.waitQJob("orphan", "run 1 to start", runTimeout, func(q *qjv1.QuarksJob) (bool, string) {
+		if q.Status.LastRun == nil {
+			return false, "no run yet"
+		}
+		return true, ""
+	})
+	if err := scale(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	err = poll(waitCtx, 500*time.Millisecond, func() (bool, string) {
+		pods, err := suite.kube.CoreV1().Pods(releaseNS).List(waitCtx, metav1.ListOptions{LabelSelector: controllerSelector})
+		if err != nil {
+			return false, err.Error()
+		}
+		if n := len(pods.Items); n > 0 {
+			return false, fmt.Sprintf("%d controller pods left", n)
+		}
+		return true, ""
+	})
+	cancel()
+	if err != nil {
+		t.Fatalf("scaling the controller to 0: %v", err)
+	}
+
+	// The pod must finish on its own: the persister's upload timeout is below the grace period.
+	waitCtx, cancel = context.WithTimeout(ctx, 3*time.Minute)
+	var pod podRecord
+	err = poll(waitCtx, time.Second, func() (bool, string) {
+		pods := e.runPods("orphan", 1)
+		if len(pods) != 1 {
+			return false, fmt.Sprintf("%d pods", len(pods))
+		}
+		pod = pods[0]
+		if pod.finished.IsZero() && pod.deletedAt.IsZero() {
+			return false, "pod " + pod.pod.Name + " still " + string(pod.pod.Status.Phase)
+		}
+		return true, ""
+	})
+	cancel()
+	if err != nil {
+		t.Fatalf("the pod did not finish with the controller down: %v", err)
+	}
+	exited, ok := pod.exited["work"]
+	if !ok {
+		t.Fatalf("container work of pod %s was not seen terminated", pod.pod.Name)
+	}
+	took := pod.finished.Sub(exited)
+	t.Logf("figure: container exit → pod finished with the controller down: %s", ms(took))
+	if grace := pod.pod.Spec.TerminationGracePeriodSeconds; grace == nil || took > time.Duration(*grace)*time.Second+15*time.Second {
+		t.Errorf("pod finished %s after its container exited; the persister should give up within the grace period", took)
+	}
+
+	if err := scale(ctx, replicas); err != nil {
+		t.Fatal(err)
+	}
+	q := e.waitRunFinished("orphan", 1)
+	e.wantRun(q, 1, qjv1.RunFailed)
+	if !strings.Contains(q.Status.LastRun.Message, "not persisted") {
+		t.Errorf("run message %q does not say the output was not persisted", q.Status.LastRun.Message)
+	}
+	e.noSecret("out")
 }

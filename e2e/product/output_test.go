@@ -103,18 +103,22 @@ func testWriteOnFailure(t *testing.T) {
 func testBadOutput(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		name, script string
+		name, script   string
+		writeOnFailure bool
 		// want are substrings of the run's message.
 		want []string
 	}{
-		{"invalid-json", `printf '{"password": ' > /mnt/quarks/out.json`, []string{`"out.json"`}},
-		{"non-string-value", `echo '{"password": 42}' > /mnt/quarks/out.json`, []string{`"out.json"`}},
-		{"never-written", `echo not writing`, []string{`"out.json"`, "not written"}},
+		{"invalid-json", `printf '{"password": ' > /mnt/quarks/out.json`, false, []string{`"out.json"`}},
+		{"non-string-value", `echo '{"password": 42}' > /mnt/quarks/out.json`, false, []string{`"out.json"`}},
+		{"nested-object", `echo '{"db": {"password": "x"}}' > /mnt/quarks/out.json`, false, []string{`"out.json"`}},
+		{"over-1MiB", `{ printf '{"k":"'; head -c 1100000 /dev/zero | tr '\0' a; printf '"}'; } > /mnt/quarks/out.json`, false, []string{`"out.json"`}},
+		{"never-written", `echo not writing`, false, []string{`"out.json"`, "not written"}},
+		{"crashed-before-writing", `exit 2`, true, []string{"failed", `"out.json"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, "bad", nil)
-			e.apply("qjob", []byte(outputJob("bad", tc.script, false)))
+			e.apply("qjob", []byte(outputJob("bad", tc.script, tc.writeOnFailure)))
 			q := e.waitRunFinished("bad", 1)
 			e.wantRun(q, 1, qjv1.RunFailed)
 			msg := q.Status.LastRun.Message
