@@ -114,3 +114,8 @@ e2e: ## Create a kind cluster, build the images with Docker, load them and run t
 .PHONY: e2e-kind-down
 e2e-kind-down: ## Delete the kind cluster of make e2e.
 	$(KIND) delete cluster --name $(KIND_CLUSTER)
+
+.PHONY: bench-e2e
+bench-e2e: ## On a running local cluster (make cluster-up images): container exit → output Secret over 100 real pods.
+	cd e2e && KUBECONFIG=$(CLUSTER_KUBECONFIG) E2E_REGISTRY=$(REGISTRY) E2E_IMAGE_PULL_POLICY=Always \
+		go test -tags e2e -count=1 -run '^$$' -bench ExitToSecret -benchtime 1x -timeout 30m ./product/

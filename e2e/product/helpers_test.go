@@ -42,7 +42,7 @@ var qjobGVR = schema.GroupVersionResource{Group: qjv1.GroupName, Version: "v1alp
 
 // tenv is one test's namespace with recorders of its pods and Secrets.
 type tenv struct {
-	t         *testing.T
+	t         testing.TB
 	ctx       context.Context
 	namespace string
 
@@ -63,7 +63,7 @@ type podRecord struct {
 
 // newEnv creates a namespace (with labels) for one test, watches its pods and Secrets, and deletes
 // it after the test, logging its pods and events when the test failed.
-func newEnv(t *testing.T, prefix string, labels map[string]string) *tenv {
+func newEnv(t testing.TB, prefix string, labels map[string]string) *tenv {
 	t.Helper()
 	ctx := t.Context()
 	ns, err := suite.kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
@@ -359,7 +359,7 @@ func (e *tenv) noSecret(name string) {
 }
 
 // wantData fails unless the Secret holds exactly the data.
-func wantData(t *testing.T, s *corev1.Secret, want map[string]string) {
+func wantData(t testing.TB, s *corev1.Secret, want map[string]string) {
 	t.Helper()
 	got := map[string]string{}
 	for k, v := range s.Data {
@@ -378,7 +378,7 @@ func wantData(t *testing.T, s *corev1.Secret, want map[string]string) {
 }
 
 // wantLabels fails unless the object carries each label.
-func wantLabels(t *testing.T, what string, labels map[string]string, want map[string]string) {
+func wantLabels(t testing.TB, what string, labels map[string]string, want map[string]string) {
 	t.Helper()
 	for k, v := range want {
 		if got, ok := labels[k]; !ok || got != v {
@@ -398,7 +398,7 @@ func persister(pod *corev1.Pod) *corev1.Container {
 }
 
 // wantPersister fails unless the pod had the persister injected as a native sidecar.
-func wantPersister(t *testing.T, pod *corev1.Pod) *corev1.Container {
+func wantPersister(t testing.TB, pod *corev1.Pod) *corev1.Container {
 	t.Helper()
 	c := persister(pod)
 	if c == nil {
