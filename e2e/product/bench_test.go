@@ -24,30 +24,7 @@ func BenchmarkExitToSecret(b *testing.B) {
 			for i := first; i < first+batch; i++ {
 				name := fmt.Sprintf("bench-%d", i)
 				names = append(names, name)
-				e.apply(name, []byte(fmt.Sprintf(`
-apiVersion: quarks.cloudfoundry.org/v1alpha1
-kind: QuarksJob
-metadata:
-  name: %s
-spec:
-  trigger:
-    strategy: once
-  output:
-    outputMap:
-      work:
-        out.json:
-          name: %s-out
-  template:
-    spec:
-      backoffLimit: 0
-      template:
-        spec:
-          restartPolicy: Never
-          containers:
-          - name: work
-            image: busybox
-            command: ["sh", "-c", "echo '{\"k\":\"v\"}' > /mnt/quarks/out.json"]
-`, name, name)))
+				e.apply(name, []byte(outputJobTo(name, name+"-out", `echo '{"k":"v"}' > /mnt/quarks/out.json`, false)))
 			}
 			for _, name := range names {
 				e.wantRun(e.waitRunFinished(name, 1), 1, qjv1.RunSucceeded)

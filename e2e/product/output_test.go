@@ -19,6 +19,11 @@ const finishBound = 30 * time.Second
 // outputJob is a one-off whose container "work" runs script and declares /mnt/quarks/out.json
 // as the Secret "out".
 func outputJob(name, script string, writeOnFailure bool) string {
+	return outputJobTo(name, "out", script, writeOnFailure)
+}
+
+// outputJobTo is outputJob writing the Secret named secret.
+func outputJobTo(name, secret, script string, writeOnFailure bool) string {
 	return fmt.Sprintf(`
 apiVersion: quarks.cloudfoundry.org/v1alpha1
 kind: QuarksJob
@@ -32,7 +37,7 @@ spec:
     outputMap:
       work:
         out.json:
-          name: out
+          name: %s
   template:
     spec:
       backoffLimit: 0
@@ -43,7 +48,7 @@ spec:
           - name: work
             image: busybox
             command: ["sh", "-c", %q]
-`, name, writeOnFailure, script)
+`, name, writeOnFailure, secret, script)
 }
 
 // wantPodFinished fails unless the run's single pod had the persister and finished soon after
