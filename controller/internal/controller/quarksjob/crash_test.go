@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -117,51 +119,23 @@ func (h *crashHarness) await(what string, f func() error) {
 	})
 }
 
-// TestCrashAfterEachWrite interrupts the reconciler after each of its writes
-// in turn (once per test case), restarts it, and checks that every trigger
-// made exactly one run.
-func TestCrashAfterEachWrite(t *testing.T) {
+// crashAfterEachWrite runs scenario once per write of the reconciler,
+// interrupting it after that write and restarting it, until the scenario
+// takes fewer writes than the crash point: every write is covered. scenario
+// returns how many runs its triggers asked for; exactly that many Jobs must
+// have been created.
+func crashAfterEachWrite(t *testing.T, scenario func(t *testing.T, h *crashHarness, ns string) int64) {
 	for crashAt := int64(1); ; crashAt++ {
 		crashed := false
 		ok := t.Run(fmt.Sprintf("write-%d", crashAt), func(t *testing.T) {
 			h := newCrashHarness(t, crashAt)
 			ns := namespace(t)
-			jobs := func(want ...string) func() error {
-				return func() error { return expectJobs(want...)(t, ns) }
+			triggers := scenario(t, h, ns)
+			if made := h.jobsMade.Load(); made != triggers {
+				t.Errorf("Jobs created = %d; want exactly %d, one per trigger", made, triggers)
 			}
-			status := func(check func(*qjv1.QuarksJob) error) func() error {
-				return func() error { return check(getQJob(t, ns, "c")) }
-			}
-
-			// Trigger 1: created as a one-off; succeeds.
-			if err := k8s.Create(ctx, newQJob(ns, "c", qjv1.StrategyOnce)); err != nil {
-				t.Fatal(err)
-			}
-			h.await("run 1 starts", jobs("c-1"))
-			h.await("strategy done", status(strategyIs(qjv1.StrategyDone)))
-			finishJob(t, ns, "c-1", true)
-			h.await("run 1 recorded", status(lastRun(1, qjv1.RunSucceeded)))
-			h.await("run 1 cleaned up", jobs())
-
-			// Trigger 2: once again; fails.
-			setStrategy(t, ns, "c", qjv1.StrategyOnce)
-			h.await("run 2 starts", jobs("c-2"))
-			finishJob(t, ns, "c-2", false)
-			h.await("run 2 recorded", status(lastRun(2, qjv1.RunFailed)))
-
-			// Trigger 3: now; the failed run's Job goes when it starts.
-			setStrategy(t, ns, "c", qjv1.StrategyNow)
-			h.await("run 3 starts", jobs("c-3"))
-			h.await("strategy manual", status(strategyIs(qjv1.StrategyManual)))
-			finishJob(t, ns, "c-3", true)
-			h.await("run 3 recorded", status(lastRun(3, qjv1.RunSucceeded)))
-			h.await("run 3 cleaned up", jobs())
-
-			if made := h.jobsMade.Load(); made != 3 {
-				t.Errorf("Jobs created = %d; want exactly 3, one per trigger", made)
-			}
-			if q := getQJob(t, ns, "c"); q.Status.RunCount != 3 {
-				t.Errorf("runCount = %d", q.Status.RunCount)
+			if q := getQJob(t, ns, "c"); q.Status.RunCount != triggers {
+				t.Errorf("runCount = %d; want %d", q.Status.RunCount, triggers)
 			}
 			crashed = h.restarts > 0
 		})
@@ -176,7 +150,83 @@ func TestCrashAfterEachWrite(t *testing.T) {
 			return
 		}
 		if crashAt >= 40 {
-			t.Fatalf("more than 40 writes for three runs")
+			t.Fatalf("more than 40 writes for the scenario")
 		}
 	}
+}
+
+func (h *crashHarness) jobs(ns string, want ...string) func() error {
+	return func() error { return expectJobs(want...)(h.t, ns) }
+}
+
+func (h *crashHarness) status(ns string, check func(*qjv1.QuarksJob) error) func() error {
+	return func() error { return check(getQJob(h.t, ns, "c")) }
+}
+
+// TestCrashAfterEachWrite interrupts the reconciler after each of its writes
+// in turn (once per test case), restarts it, and checks that every trigger
+// made exactly one run.
+func TestCrashAfterEachWrite(t *testing.T) {
+	crashAfterEachWrite(t, func(t *testing.T, h *crashHarness, ns string) int64 {
+		// Trigger 1: created as a one-off; succeeds.
+		if err := k8s.Create(ctx, newQJob(ns, "c", qjv1.StrategyOnce)); err != nil {
+			t.Fatal(err)
+		}
+		h.await("run 1 starts", h.jobs(ns, "c-1"))
+		h.await("strategy done", h.status(ns, strategyIs(qjv1.StrategyDone)))
+		finishJob(t, ns, "c-1", true)
+		h.await("run 1 recorded", h.status(ns, lastRun(1, qjv1.RunSucceeded)))
+		h.await("run 1 cleaned up", h.jobs(ns))
+
+		// Trigger 2: once again; fails.
+		setStrategy(t, ns, "c", qjv1.StrategyOnce)
+		h.await("run 2 starts", h.jobs(ns, "c-2"))
+		finishJob(t, ns, "c-2", false)
+		h.await("run 2 recorded", h.status(ns, lastRun(2, qjv1.RunFailed)))
+
+		// Trigger 3: now; the failed run's Job goes when it starts.
+		setStrategy(t, ns, "c", qjv1.StrategyNow)
+		h.await("run 3 starts", h.jobs(ns, "c-3"))
+		h.await("strategy manual", h.status(ns, strategyIs(qjv1.StrategyManual)))
+		finishJob(t, ns, "c-3", true)
+		h.await("run 3 recorded", h.status(ns, lastRun(3, qjv1.RunSucceeded)))
+		h.await("run 3 cleaned up", h.jobs(ns))
+		return 3
+	})
+}
+
+// TestCrashAfterEachWriteOnConfigChange does the same for runs started by
+// configuration changes, which are recorded nowhere before their Job exists.
+func TestCrashAfterEachWriteOnConfigChange(t *testing.T) {
+	crashAfterEachWrite(t, func(t *testing.T, h *crashHarness, ns string) int64 {
+		createConfigMap(t, ns, "config", map[string]string{"k": "1"})
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "config"}}
+		qjob := configJob(ns, "c", func(p *corev1.PodSpec) {
+			p.Containers[0].EnvFrom = []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{
+				LocalObjectReference: corev1.LocalObjectReference{Name: "config"}}}}
+		})
+		if err := k8s.Create(ctx, qjob); err != nil {
+			t.Fatal(err)
+		}
+		h.await("run 1 starts", h.jobs(ns, "c-1"))
+		finishJob(t, ns, "c-1", true)
+		h.await("run 1 recorded", h.status(ns, lastRun(1, qjv1.RunSucceeded)))
+		h.await("run 1 cleaned up", h.jobs(ns))
+
+		// A change runs once.
+		change(t, cm, func() { cm.Data["k"] = "2" })
+		h.await("run 2 starts", h.jobs(ns, "c-2"))
+		h.await("run 2 recorded as running", h.status(ns, lastRun(2, qjv1.RunRunning)))
+
+		// A change while run 2 is active waits for it, then runs once.
+		change(t, cm, func() { cm.Data["k"] = "3" })
+		h.await("run 3 pending", h.status(ns, conditionIs(ConditionRunPending, metav1.ConditionTrue)))
+		finishJob(t, ns, "c-2", true)
+		h.await("run 3 starts", h.jobs(ns, "c-3"))
+		finishJob(t, ns, "c-3", true)
+		h.await("run 3 recorded", h.status(ns, lastRun(3, qjv1.RunSucceeded)))
+		h.await("run 3 cleaned up", h.jobs(ns))
+		consistently(t, "no further run", 3*testDebounce, h.jobs(ns))
+		return 3
+	})
 }

@@ -11,6 +11,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
@@ -166,6 +167,15 @@ func strategyIs(s qjv1.Strategy) func(*qjv1.QuarksJob) error {
 	return func(q *qjv1.QuarksJob) error {
 		if q.Spec.Trigger.Strategy != s {
 			return fmt.Errorf("strategy = %s; want %s", q.Spec.Trigger.Strategy, s)
+		}
+		return nil
+	}
+}
+
+func conditionIs(conditionType string, want metav1.ConditionStatus) func(*qjv1.QuarksJob) error {
+	return func(q *qjv1.QuarksJob) error {
+		if c := meta.FindStatusCondition(q.Status.Conditions, conditionType); c == nil || c.Status != want {
+			return fmt.Errorf("condition %s = %+v; want %s", conditionType, c, want)
 		}
 		return nil
 	}

@@ -219,7 +219,9 @@ type debounced struct {
 }
 
 // settled reports whether hash has been the current hash of key for window;
-// if not, wait is how long until it would be.
+// if not, wait is how long until it would be. A settled hash stays settled
+// until it changes or is forgotten, so that a change waiting for an active
+// run keeps showing as pending.
 func (d *debouncer) settled(key types.NamespacedName, hash string, now time.Time, window time.Duration) (ok bool, wait time.Duration) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -234,7 +236,6 @@ func (d *debouncer) settled(key types.NamespacedName, hash string, now time.Time
 	if elapsed := now.Sub(seen.at); elapsed < window {
 		return false, window - elapsed
 	}
-	delete(d.since, key)
 	return true, 0
 }
 

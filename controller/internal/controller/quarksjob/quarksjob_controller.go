@@ -117,6 +117,9 @@ func (r *Reconciler) readersOf(kind references.Kind) handler.MapFunc {
 func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	qjob := &qjv1.QuarksJob{}
 	if err := r.Client.Get(ctx, req.NamespacedName, qjob); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.debounce.forget(req.NamespacedName)
+		}
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
 	if !qjob.DeletionTimestamp.IsZero() {
@@ -148,15 +151,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		}
 		requested, fresh = true, true
 	}
-	recheck, err := r.detectConfigChange(ctx, qjob, jobs, &request, &requested, &fresh)
-	if apierrors.IsConflict(err) {
-		return retrySoon, nil
-	}
+	obs := observation{jobs: jobs}
+	recheck, err := r.detectConfigChange(ctx, qjob, jobs, request, requested, &obs)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
+	if change := obs.configChange; change != nil {
+		request, requested = *change, true
+	}
 
-	obs := observation{jobs: jobs}
 	if err := r.lookForLastJob(ctx, qjob, &obs); err != nil {
 		return reconcile.Result{}, err
 	}
@@ -227,6 +230,20 @@ func (r *Reconciler) accept(ctx context.Context, qjob *qjv1.QuarksJob, jobs []ba
 			newest = pending.Run
 		}
 	}
+	if qjob.Spec.UpdateOnConfigChange {
+		// A configuration change starts its run without a record on the
+		// QuarksJob: its Job may be too new for the cache.
+		for {
+			started, err := r.jobExists(ctx, qjob, newest+1)
+			if err != nil {
+				return pending, err
+			}
+			if !started {
+				break
+			}
+			newest++
+		}
+	}
 	request := pending
 	if !requested || pending.Run <= newest {
 		request = trigger.Request{Run: newest + 1, By: by, At: r.Now()}
@@ -244,17 +261,25 @@ func (r *Reconciler) accept(ctx context.Context, qjob *qjv1.QuarksJob, jobs []ba
 	return request, nil
 }
 
-// detectConfigChange requests a run of a one-off with updateOnConfigChange
-// when the hash of its referenced data differs from the newest run's, and
-// has stayed so for the debounce window. It returns when to look again while
-// a change settles. A requested run that has not started yet reads the
-// newest data when it starts, so nothing more is requested meanwhile.
-func (r *Reconciler) detectConfigChange(ctx context.Context, qjob *qjv1.QuarksJob, jobs []batchv1.Job, request *trigger.Request, requested, fresh *bool) (time.Duration, error) {
+// detectConfigChange asks for a run of a one-off with updateOnConfigChange
+// when the hash of its referenced data differs from the newest run's, and has
+// stayed so for the debounce window: it sets obs.configChange. It returns
+// when to look again while a change settles.
+//
+// Unlike the other triggers, a configuration change is not recorded on the
+// QuarksJob before its run starts: the data is the record. Every reconcile
+// compares it again, so a crash, a restart or a stale cache can neither lose
+// the change nor run it twice, and a run costs one QuarksJob write (its
+// status) instead of two. A change while a run is active waits for it to
+// end, as a pending trigger does.
+func (r *Reconciler) detectConfigChange(ctx context.Context, qjob *qjv1.QuarksJob, jobs []batchv1.Job, request trigger.Request, requested bool, obs *observation) (time.Duration, error) {
 	if !qjob.Spec.UpdateOnConfigChange || qjob.Spec.Trigger.Strategy != qjv1.StrategyDone {
 		return 0, nil
 	}
 	newest, newestHash := newestRun(qjob, jobs)
-	if newest == 0 || newestHash == "" || (*requested && request.Run > newest) {
+	if newest == 0 || newestHash == "" || (requested && request.Run > newest) {
+		// A requested run that has not started yet reads the newest data
+		// when it starts.
 		return 0, nil
 	}
 	key := client.ObjectKeyFromObject(qjob)
@@ -269,18 +294,21 @@ func (r *Reconciler) detectConfigChange(ctx context.Context, qjob *qjv1.QuarksJo
 	if settled, wait := r.debounce.settled(key, in.hash, r.Now(), r.ConfigChangeDebounce); !settled {
 		return wait, nil
 	}
-
-	next := trigger.Request{Run: newest + 1, By: qjv1.RunTriggerConfigChange, At: r.Now()}
-	before := qjob.DeepCopy()
-	if qjob.Annotations == nil {
-		qjob.Annotations = map[string]string{}
-	}
-	next.Annotate(qjob.Annotations)
-	if err := r.Client.Patch(ctx, qjob, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
-		return 0, fmt.Errorf("requesting a run for a configuration change: %w", err)
-	}
-	*request, *requested, *fresh = next, true, true
+	obs.configChange = &trigger.Request{Run: newest + 1, By: qjv1.RunTriggerConfigChange, At: r.Now()}
 	return 0, nil
+}
+
+// configChangeStillDue checks the configuration change a reconcile detected
+// against the QuarksJob read from the API server: it is still a one-off that
+// runs on configuration changes, and the status holds the newest run (a run
+// the status does not show yet is recorded first), so the change's run is the
+// next one.
+func configChangeStillDue(qjob *qjv1.QuarksJob, obs *observation) bool {
+	if !qjob.Spec.UpdateOnConfigChange || qjob.Spec.Trigger.Strategy != qjv1.StrategyDone {
+		return false
+	}
+	newest, _ := newestRun(qjob, obs.jobs)
+	return newest == lastNumber(qjob.Status.LastRun) && obs.configChange.Run == newest+1
 }
 
 // newestRun is the number and inputs hash of the newest run the status or
@@ -308,10 +336,18 @@ func (r *Reconciler) start(ctx context.Context, qjob *qjv1.QuarksJob, fresh bool
 			return client.IgnoreNotFound(err)
 		}
 	}
-	request, requested, err := trigger.FromAnnotations(qjob.Annotations)
 	last := qjob.Status.LastRun
-	if err != nil || !requested || !idle(last) || request.Run <= lastNumber(last) {
+	if !idle(last) {
 		return nil
+	}
+	request, requested, err := trigger.FromAnnotations(qjob.Annotations)
+	configChange := false
+	if err != nil || !requested || request.Run <= lastNumber(last) {
+		// No accepted trigger waits; a configuration change may.
+		if obs.configChange == nil || !configChangeStillDue(qjob, obs) {
+			return nil
+		}
+		request, configChange = *obs.configChange, true
 	}
 	if request.Run > lastNumber(last)+1 {
 		// A crash left a run between the recorded one and the requested one;
@@ -325,6 +361,10 @@ func (r *Reconciler) start(ctx context.Context, qjob *qjv1.QuarksJob, fresh bool
 	in, err := r.readInputs(ctx, qjob, true)
 	if err != nil {
 		return err
+	}
+	if configChange && in.hash == last.InputsHash {
+		// The data went back to what the newest run saw.
+		return nil
 	}
 	if len(in.missing) > 0 {
 		// Held until they exist; their creation brings the QuarksJob back.

@@ -42,6 +42,8 @@ type observation struct {
 	startFailure *startFailure
 	// waitingFor lists the missing objects that hold the requested run.
 	waitingFor []references.Ref
+	// configChange is the run a settled configuration change asks for.
+	configChange *trigger.Request
 }
 
 type startFailure struct {
@@ -106,7 +108,7 @@ func computeStatus(qjob *qjv1.QuarksJob, obs observation, now metav1.Time) qjv1.
 			status.InputsHash = last.InputsHash
 		}
 	}
-	setRunConditions(&status, qjob, now)
+	setRunConditions(&status, qjob, obs.configChange, now)
 	waiting := metav1.Condition{Type: ConditionWaitingForReferences, Status: metav1.ConditionFalse, Reason: "ReferencesFound", Message: "no run is held"}
 	if len(obs.waitingFor) > 0 {
 		waiting.Status, waiting.Reason = metav1.ConditionTrue, "MissingReferences"
@@ -165,7 +167,7 @@ func finish(status *qjv1.QuarksJobStatus, last *qjv1.Run, outcome *runs.Outcome)
 	meta.SetStatusCondition(&status.Conditions, persisted)
 }
 
-func setRunConditions(status *qjv1.QuarksJobStatus, qjob *qjv1.QuarksJob, now metav1.Time) {
+func setRunConditions(status *qjv1.QuarksJobStatus, qjob *qjv1.QuarksJob, configChange *trigger.Request, now metav1.Time) {
 	last := status.LastRun
 	active := metav1.Condition{Type: ConditionRunActive, Status: metav1.ConditionFalse, Reason: "Idle", Message: "no run is active"}
 	if last != nil && last.Result == qjv1.RunRunning {
@@ -175,7 +177,11 @@ func setRunConditions(status *qjv1.QuarksJobStatus, qjob *qjv1.QuarksJob, now me
 	meta.SetStatusCondition(&status.Conditions, active)
 
 	pending := metav1.Condition{Type: ConditionRunPending, Status: metav1.ConditionFalse, Reason: "NoTrigger", Message: "no trigger is waiting"}
-	if request, ok, err := trigger.FromAnnotations(qjob.Annotations); err == nil && ok && request.Run > lastNumber(last) {
+	request, ok, err := trigger.FromAnnotations(qjob.Annotations)
+	if (err != nil || !ok || request.Run <= lastNumber(last)) && configChange != nil {
+		request, ok, err = *configChange, true, nil
+	}
+	if err == nil && ok && request.Run > lastNumber(last) && active.Status == metav1.ConditionTrue {
 		pending.Status, pending.Reason = metav1.ConditionTrue, "WaitingForActiveRun"
 		pending.Message = "run " + strconv.FormatInt(request.Run, 10) + " (trigger " + string(request.By) + ") starts when the active run ends"
 	}

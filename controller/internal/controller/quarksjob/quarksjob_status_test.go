@@ -1,0 +1,195 @@
+package quarksjob
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
+	"code.cloudfoundry.org/quarks-job/controller/internal/references"
+	"code.cloudfoundry.org/quarks-job/controller/internal/runs"
+	"code.cloudfoundry.org/quarks-job/controller/internal/trigger"
+)
+
+// The status computation is pure: these cases need no API server.
+func TestComputeStatus(t *testing.T) {
+	now := metav1.NewTime(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC))
+	qjobWith := func(last *qjv1.Run, request *trigger.Request) *qjv1.QuarksJob {
+		qjob := newQJob("ns", "q", qjv1.StrategyDone)
+		qjob.UID, qjob.Generation = "uid", 3
+		qjob.Status.LastRun = last
+		if request != nil {
+			qjob.Annotations = map[string]string{}
+			request.Annotate(qjob.Annotations)
+		}
+		return qjob
+	}
+	jobOf := func(qjob *qjv1.QuarksJob, n int64, by qjv1.RunTrigger, finished batchv1.JobConditionType) batchv1.Job {
+		job, err := runs.NewJob(qjob, runs.Run{Number: n, By: by, InputsHash: "h"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		job.CreationTimestamp = now
+		if finished != "" {
+			job.Status.Conditions = []batchv1.JobCondition{{Type: finished, Status: corev1.ConditionTrue, LastTransitionTime: now}}
+		}
+		return *job
+	}
+	running := func(n int64) *qjv1.Run {
+		return &qjv1.Run{Number: n, JobName: runs.JobName("q", n), Trigger: qjv1.RunTriggerOnce, Result: qjv1.RunRunning}
+	}
+	succeeded := func(n int64) *qjv1.Run {
+		return &qjv1.Run{Number: n, JobName: runs.JobName("q", n), Trigger: qjv1.RunTriggerOnce, Result: qjv1.RunSucceeded}
+	}
+
+	type want struct {
+		run       int64
+		result    qjv1.RunResult
+		trigger   qjv1.RunTrigger
+		active    metav1.ConditionStatus
+		pending   metav1.ConditionStatus
+		pendingOn string // a word the RunPending message must hold
+		waiting   metav1.ConditionStatus
+		completed bool
+	}
+	cases := []struct {
+		name  string
+		qjob  *qjv1.QuarksJob
+		obs   func(q *qjv1.QuarksJob) observation
+		want  want
+		check func(t *testing.T, s qjv1.QuarksJobStatus)
+	}{
+		{
+			name: "never ran",
+			qjob: qjobWith(nil, nil),
+			obs:  func(*qjv1.QuarksJob) observation { return observation{} },
+			want: want{active: metav1.ConditionFalse, pending: metav1.ConditionFalse, waiting: metav1.ConditionFalse},
+			check: func(t *testing.T, s qjv1.QuarksJobStatus) {
+				if c := meta.FindStatusCondition(s.Conditions, ConditionLastRunSucceeded); c == nil || c.Status != metav1.ConditionUnknown {
+					t.Errorf("LastRunSucceeded = %+v; want Unknown before any run finished", c)
+				}
+			},
+		},
+		{
+			name: "a new Job is the newest run",
+			qjob: qjobWith(nil, &trigger.Request{Run: 1, By: qjv1.RunTriggerOnce}),
+			obs: func(q *qjv1.QuarksJob) observation {
+				return observation{jobs: []batchv1.Job{jobOf(q, 1, qjv1.RunTriggerOnce, "")}}
+			},
+			want: want{run: 1, result: qjv1.RunRunning, trigger: qjv1.RunTriggerOnce, active: metav1.ConditionTrue, pending: metav1.ConditionFalse, waiting: metav1.ConditionFalse},
+			check: func(t *testing.T, s qjv1.QuarksJobStatus) {
+				if s.LastRun.StartTime == nil || s.LastRun.InputsHash != "h" || s.InputsHash != "h" {
+					t.Errorf("lastRun = %+v, inputsHash = %q; want the Job's start and hash", s.LastRun, s.InputsHash)
+				}
+			},
+		},
+		{
+			name: "the running run's Job completed",
+			qjob: qjobWith(running(2), nil),
+			obs: func(q *qjv1.QuarksJob) observation {
+				return observation{jobs: []batchv1.Job{jobOf(q, 2, qjv1.RunTriggerOnce, batchv1.JobComplete)}}
+			},
+			want: want{run: 2, result: qjv1.RunSucceeded, trigger: qjv1.RunTriggerOnce, active: metav1.ConditionFalse, pending: metav1.ConditionFalse, waiting: metav1.ConditionFalse, completed: true},
+		},
+		{
+			name: "the running run's Job failed",
+			qjob: qjobWith(running(2), nil),
+			obs: func(q *qjv1.QuarksJob) observation {
+				return observation{jobs: []batchv1.Job{jobOf(q, 2, qjv1.RunTriggerOnce, batchv1.JobFailed)}}
+			},
+			want: want{run: 2, result: qjv1.RunFailed, trigger: qjv1.RunTriggerOnce, active: metav1.ConditionFalse, pending: metav1.ConditionFalse, waiting: metav1.ConditionFalse},
+		},
+		{
+			name: "the running run's Job is gone",
+			qjob: qjobWith(running(2), nil),
+			obs:  func(*qjv1.QuarksJob) observation { return observation{lastJobGone: true} },
+			want: want{run: 2, result: qjv1.RunFailed, trigger: qjv1.RunTriggerOnce, active: metav1.ConditionFalse, pending: metav1.ConditionFalse, waiting: metav1.ConditionFalse},
+			check: func(t *testing.T, s qjv1.QuarksJobStatus) {
+				if !strings.Contains(s.LastRun.Message, "deleted before it finished") {
+					t.Errorf("message = %q", s.LastRun.Message)
+				}
+			},
+		},
+		{
+			name: "a trigger waits for the active run",
+			qjob: qjobWith(running(2), &trigger.Request{Run: 3, By: qjv1.RunTriggerNow}),
+			obs: func(q *qjv1.QuarksJob) observation {
+				return observation{jobs: []batchv1.Job{jobOf(q, 2, qjv1.RunTriggerOnce, "")}}
+			},
+			want: want{run: 2, result: qjv1.RunRunning, trigger: qjv1.RunTriggerOnce, active: metav1.ConditionTrue, pending: metav1.ConditionTrue, pendingOn: "Now", waiting: metav1.ConditionFalse},
+		},
+		{
+			name: "a configuration change waits for the active run",
+			qjob: qjobWith(running(2), &trigger.Request{Run: 2, By: qjv1.RunTriggerOnce}),
+			obs: func(q *qjv1.QuarksJob) observation {
+				return observation{jobs: []batchv1.Job{jobOf(q, 2, qjv1.RunTriggerOnce, "")},
+					configChange: &trigger.Request{Run: 3, By: qjv1.RunTriggerConfigChange}}
+			},
+			want: want{run: 2, result: qjv1.RunRunning, trigger: qjv1.RunTriggerOnce, active: metav1.ConditionTrue, pending: metav1.ConditionTrue, pendingOn: "ConfigChange", waiting: metav1.ConditionFalse},
+		},
+		{
+			name: "a run held by a missing ConfigMap is waiting, not pending",
+			qjob: qjobWith(succeeded(2), nil),
+			obs: func(*qjv1.QuarksJob) observation {
+				return observation{configChange: &trigger.Request{Run: 3, By: qjv1.RunTriggerConfigChange},
+					waitingFor: []references.Ref{{Kind: references.ConfigMap, Name: "later"}}}
+			},
+			want: want{run: 2, result: qjv1.RunSucceeded, trigger: qjv1.RunTriggerOnce, active: metav1.ConditionFalse, pending: metav1.ConditionFalse, waiting: metav1.ConditionTrue},
+			check: func(t *testing.T, s qjv1.QuarksJobStatus) {
+				if c := meta.FindStatusCondition(s.Conditions, ConditionWaitingForReferences); !strings.Contains(c.Message, "ConfigMap later") {
+					t.Errorf("WaitingForReferences message = %q; want the missing ConfigMap named", c.Message)
+				}
+			},
+		},
+		{
+			name: "a Job that could not be created fails its run",
+			qjob: qjobWith(succeeded(1), &trigger.Request{Run: 2, By: qjv1.RunTriggerNow}),
+			obs: func(*qjv1.QuarksJob) observation {
+				return observation{startFailure: &startFailure{run: runs.Run{Number: 2, By: qjv1.RunTriggerNow}, jobName: "q-2", reason: "the Job could not be created: invalid"}}
+			},
+			want: want{run: 2, result: qjv1.RunFailed, trigger: qjv1.RunTriggerNow, active: metav1.ConditionFalse, pending: metav1.ConditionFalse, waiting: metav1.ConditionFalse},
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := computeStatus(c.qjob, c.obs(c.qjob), now)
+			if s.ObservedGeneration != 3 {
+				t.Errorf("observedGeneration = %d", s.ObservedGeneration)
+			}
+			if c.want.run == 0 {
+				if s.LastRun != nil {
+					t.Errorf("lastRun = %+v; want none", s.LastRun)
+				}
+			} else if l := s.LastRun; l == nil || l.Number != c.want.run || l.Result != c.want.result || l.Trigger != c.want.trigger {
+				t.Errorf("lastRun = %+v; want run %d %s by %s", l, c.want.run, c.want.result, c.want.trigger)
+			} else if s.RunCount != c.want.run {
+				t.Errorf("runCount = %d; want %d", s.RunCount, c.want.run)
+			}
+			if s.Completed != c.want.completed {
+				t.Errorf("completed = %v", s.Completed)
+			}
+			for _, cond := range []struct {
+				kind string
+				want metav1.ConditionStatus
+			}{{ConditionRunActive, c.want.active}, {ConditionRunPending, c.want.pending}, {ConditionWaitingForReferences, c.want.waiting}} {
+				got := meta.FindStatusCondition(s.Conditions, cond.kind)
+				if got == nil || got.Status != cond.want || got.ObservedGeneration != 3 {
+					t.Errorf("%s = %+v; want %s", cond.kind, got, cond.want)
+				}
+			}
+			if c.want.pendingOn != "" {
+				if p := meta.FindStatusCondition(s.Conditions, ConditionRunPending); !strings.Contains(p.Message, c.want.pendingOn) {
+					t.Errorf("RunPending message = %q; want it to name %s", p.Message, c.want.pendingOn)
+				}
+			}
+			if c.check != nil {
+				c.check(t, s)
+			}
+		})
+	}
+}
