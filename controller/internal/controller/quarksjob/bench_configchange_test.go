@@ -13,19 +13,23 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
+	"code.cloudfoundry.org/quarks-job/controller/internal/runs"
 )
 
 // BenchmarkConfigChangeFanOut changes one ConfigMap that 500 one-offs
 // reference and measures the time until all 500 runs' Jobs exist, next to
 // plain client-go calls creating 500 Jobs with the same parallelism (target:
-// ratio under 1.5, and exactly 500 runs).
+// ratio under 1.5, and exactly 500 runs), and next to plain calls making the
+// API writes that starting 500 runs needs (the floor).
 func BenchmarkConfigChangeFanOut(b *testing.B) {
 	const total, parallelism = 500, 8
 	for range b.N {
-		startOperator(b, nil)
+		servingQuarksJobs(b)
+		op := startOperator(b, nil)
 		ns := namespace(b)
 		createConfigMap(b, ns, "shared", map[string]string{"k": "0"})
 		jw := watchJobs(b, ns)
@@ -64,7 +68,23 @@ func BenchmarkConfigChangeFanOut(b *testing.B) {
 			b.Fatalf("%d runs after the change; want exactly %d", n-total, total)
 		}
 
+		op.stop()
+
 		reportAgainstPlain(b, operator, total, parallelism)
+		reportAgainstFloor(b, operator, total, parallelism, func(ns string) func(i int) error {
+			// One-offs whose first run is recorded, as the operator's are.
+			qjobs := make([]*qjv1.QuarksJob, total)
+			inParallel(b, total, parallelism, func(i int) error {
+				if err := onceRunWrites(ns, i); err != nil {
+					return err
+				}
+				qjobs[i] = &qjv1.QuarksJob{}
+				return k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: fmt.Sprintf("q%d", i)}, qjobs[i])
+			})
+			return func(i int) error {
+				return startRunWrites(qjobs[i], runs.Run{Number: 2, By: qjv1.RunTriggerConfigChange})
+			}
+		})
 	}
 }
 
