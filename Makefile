@@ -39,6 +39,8 @@ build: ## Build the operator, persister and webhook binaries into bin/.
 generate: ## Generate deepcopy code and the CRD from the API types.
 	cd tools && go tool controller-gen object paths=../api/...
 	cd tools && go tool controller-gen crd:crdVersions=v1,generateEmbeddedObjectMeta=true paths=../api/... output:crd:artifacts:config=../charts/quarks-job/files/crds
+	cd tools && go run ./cmd/crdenum ../charts/quarks-job/files/crds/quarks.cloudfoundry.org_quarksjobs.yaml \
+		spec.template.spec.template.spec.restartPolicy=Never,OnFailure
 
 .PHONY: verify
 verify: generate ## Fail when a generated file differs from what is checked in.

@@ -270,3 +270,24 @@ func TestNamespaceSelector(t *testing.T) {
 		t.Errorf("a QuarksJob outside the selected namespaces was touched: %+v", q.Status)
 	}
 }
+
+// The CRD allows the pods' restartPolicy only Never or OnFailure (a Job
+// refuses Always), so the API server rejects it when the QuarksJob is written,
+// even without the validating webhook, and names the field and the values.
+func TestCRDRejectsRestartPolicyAlways(t *testing.T) {
+	ns := namespace(t)
+	for policy, allowed := range map[corev1.RestartPolicy]bool{
+		corev1.RestartPolicyAlways: false, corev1.RestartPolicyNever: true, corev1.RestartPolicyOnFailure: true, "": true,
+	} {
+		qjob := newQJob(ns, "policy", qjv1.StrategyManual)
+		qjob.Spec.Template.Spec.Template.Spec.RestartPolicy = policy
+		err := k8s.Create(ctx, qjob, client.DryRunAll)
+		switch {
+		case allowed && err != nil:
+			t.Errorf("restartPolicy %q: %v", policy, err)
+		case !allowed && (err == nil || !strings.Contains(err.Error(), "spec.template.spec.template.spec.restartPolicy") ||
+			!strings.Contains(err.Error(), `"Never", "OnFailure"`)):
+			t.Errorf("restartPolicy %q: error %v; want a rejection naming the field and the allowed values", policy, err)
+		}
+	}
+}
