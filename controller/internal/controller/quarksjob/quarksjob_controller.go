@@ -340,14 +340,13 @@ func (r *Reconciler) start(ctx context.Context, qjob *qjv1.QuarksJob, fresh bool
 	if !idle(last) {
 		return nil
 	}
-	request, requested, err := trigger.FromAnnotations(qjob.Annotations)
-	configChange := false
-	if err != nil || !requested || request.Run <= lastNumber(last) {
-		// No accepted trigger waits; a configuration change may.
-		if obs.configChange == nil || !configChangeStillDue(qjob, obs) {
-			return nil
-		}
-		request, configChange = *obs.configChange, true
+	var change *trigger.Request
+	if obs.configChange != nil && configChangeStillDue(qjob, obs) {
+		change = obs.configChange
+	}
+	request, configChange, ok := pendingRun(qjob, change, lastNumber(last))
+	if !ok {
+		return nil
 	}
 	if request.Run > lastNumber(last)+1 {
 		// A crash left a run between the recorded one and the requested one;

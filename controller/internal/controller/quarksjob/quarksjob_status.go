@@ -177,11 +177,7 @@ func setRunConditions(status *qjv1.QuarksJobStatus, qjob *qjv1.QuarksJob, config
 	meta.SetStatusCondition(&status.Conditions, active)
 
 	pending := metav1.Condition{Type: ConditionRunPending, Status: metav1.ConditionFalse, Reason: "NoTrigger", Message: "no trigger is waiting"}
-	request, ok, err := trigger.FromAnnotations(qjob.Annotations)
-	if (err != nil || !ok || request.Run <= lastNumber(last)) && configChange != nil {
-		request, ok, err = *configChange, true, nil
-	}
-	if err == nil && ok && request.Run > lastNumber(last) && active.Status == metav1.ConditionTrue {
+	if request, _, ok := pendingRun(qjob, configChange, lastNumber(last)); ok && active.Status == metav1.ConditionTrue {
 		pending.Status, pending.Reason = metav1.ConditionTrue, "WaitingForActiveRun"
 		pending.Message = "run " + strconv.FormatInt(request.Run, 10) + " (trigger " + string(request.By) + ") starts when the active run ends"
 	}
@@ -197,6 +193,19 @@ func setRunConditions(status *qjv1.QuarksJobStatus, qjob *qjv1.QuarksJob, config
 			status.Conditions[i].LastTransitionTime = now
 		}
 	}
+}
+
+// pendingRun is the run that waits to start after the newest recorded one:
+// an accepted trigger's, recorded in the annotations, or else the run a
+// settled configuration change asks for (byConfigChange).
+func pendingRun(qjob *qjv1.QuarksJob, configChange *trigger.Request, newest int64) (request trigger.Request, byConfigChange, ok bool) {
+	if request, ok, err := trigger.FromAnnotations(qjob.Annotations); err == nil && ok && request.Run > newest {
+		return request, false, true
+	}
+	if configChange != nil && configChange.Run > newest {
+		return *configChange, true, true
+	}
+	return trigger.Request{}, false, false
 }
 
 // transition is a run reaching a result.
