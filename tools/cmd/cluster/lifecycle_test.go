@@ -40,6 +40,7 @@ func TestLifecycle(t *testing.T) {
 	}
 
 	make("cluster-down")
+	dropForwardLikeDocker(t)
 	before := takeSnapshot(t, stateDir)
 	for round := 1; round <= 2; round++ {
 		took := make("cluster-up")
@@ -49,6 +50,7 @@ func TestLifecycle(t *testing.T) {
 			t.Fatalf("round %d: the snapshot sees no cluster process or bridge while the cluster runs: %v", round, during)
 		}
 		runPod(t, kubectl, filepath.Join(stateDir, "kubeconfig"), fmt.Sprintf("smoke-%d", round))
+		reachService(t, kubectl, filepath.Join(stateDir, "kubeconfig"), fmt.Sprintf("web-%d", round))
 		took = make("cluster-down")
 		t.Logf("round %d: make cluster-down took %s", round, took.Round(100*time.Millisecond))
 		after := takeSnapshot(t, stateDir)
@@ -66,6 +68,56 @@ func TestLifecycle(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// dropForwardLikeDocker sets the FORWARD policy to DROP for the test, as a
+// Docker daemon on the machine does, so that the cluster's pod → Service
+// traffic is shown to work beside Docker whether or not one runs here.
+func dropForwardLikeDocker(t *testing.T) {
+	t.Helper()
+	out, err := exec.Command("iptables", "-S", "FORWARD").Output()
+	if err != nil {
+		t.Fatalf("iptables -S FORWARD: %v", err)
+	}
+	if strings.Contains(string(out), "-P FORWARD DROP") {
+		t.Log("the FORWARD policy is already DROP (a Docker daemon runs here)")
+		return
+	}
+	if out, err := exec.Command("iptables", "-P", "FORWARD", "DROP").CombinedOutput(); err != nil {
+		t.Fatalf("iptables -P FORWARD DROP: %v\n%s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("iptables", "-P", "FORWARD", "ACCEPT").CombinedOutput(); err != nil {
+			t.Errorf("restore the FORWARD policy: %v\n%s", err, out)
+		}
+	})
+}
+
+// reachService checks that a pod reaches another pod through its Service:
+// the path the persister's upload takes to the controller.
+func reachService(t *testing.T, kubectl, kubeconfig, name string) {
+	t.Helper()
+	k := func(args ...string) string {
+		out, err := exec.Command(kubectl, append([]string{"--kubeconfig", kubeconfig}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	k("run", name, "--image=busybox", "--restart=Never", "--port=8080", "--expose",
+		"--", "sh", "-c", "mkdir -p /www && echo served-by-"+name+" > /www/index.html && exec httpd -f -p 8080 -h /www")
+	k("wait", "--for=condition=Ready", "--timeout=120s", "pod/"+name)
+	ip := strings.TrimSpace(k("get", "service", name, "-o", "jsonpath={.spec.clusterIP}"))
+	// The Service's rules appear a moment after the server is ready, so the
+	// client tries for a while (Debian's static busybox wget crashes with
+	// -T; timeout bounds each try instead).
+	client := name + "-client"
+	k("run", client, "--image=busybox", "--restart=Never", "--", "sh", "-c",
+		"for i in $(seq 1 30); do timeout 5 wget -q -O - http://"+ip+":8080/ && exit 0; sleep 1; done; exit 1")
+	k("wait", "--for=jsonpath={.status.phase}=Succeeded", "--timeout=120s", "pod/"+client)
+	if logs := k("logs", client); !strings.Contains(logs, "served-by-"+name) {
+		t.Fatalf("pod %s reached Service %s and got %q", client, name, logs)
 	}
 }
 

@@ -137,10 +137,20 @@ func setUpNetwork() error {
 	if err := setSysctl("net.ipv4.ip_forward", "1"); err != nil {
 		return err
 	}
+	return iptablesRestore("iptables-restore", forwardRules())
+}
+
+// forwardRules is the guard chain, jumped to first from FORWARD. Traffic
+// between pods on the bridge (also pod → Service → pod once kube-proxy has
+// translated it) is accepted here, because a Docker daemon on the same
+// machine sets the FORWARD policy to DROP; whatever pods would forward off
+// the bridge is dropped, so pod traffic stays on the machine.
+func forwardRules() string {
 	chain := ChainPrefix + "-FORWARD"
-	rules := fmt.Sprintf("*filter\n:%s - [0:0]\n-A %s -i %s ! -o %s -j DROP\n-I FORWARD 1 -j %s\nCOMMIT\n",
-		chain, chain, Bridge, Bridge, chain)
-	return iptablesRestore("iptables-restore", rules)
+	return fmt.Sprintf("*filter\n:%[1]s - [0:0]\n"+
+		"-A %[1]s -i %[2]s -o %[2]s -j ACCEPT\n"+
+		"-A %[1]s -i %[2]s ! -o %[2]s -j DROP\n"+
+		"-I FORWARD 1 -j %[1]s\nCOMMIT\n", chain, Bridge)
 }
 
 func iptablesRestore(binary, rules string) error {
