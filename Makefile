@@ -48,7 +48,8 @@ verify: generate ## Fail when a generated file differs from what is checked in.
 	@test -z "$$(git status --porcelain -- api charts/quarks-job/files/crds)" || { git status --porcelain -- api charts/quarks-job/files/crds; echo "untracked generated files: run 'make generate' and commit" >&2; exit 1; }
 
 .PHONY: lint
-lint: ## gofmt, go vet and staticcheck over every module.
+lint: ## No build output in git; gofmt, go vet and staticcheck over every module.
+	bash mk/tracked-files.sh
 	@out=$$(gofmt -l $(MODULES)); test -z "$$out" || { echo "gofmt would change: $$out" >&2; exit 1; }
 	for m in $(MODULES); do (cd $$m && go vet ./...); done
 	cd tools && go tool staticcheck $(addprefix ../,$(addsuffix /...,$(MODULES)))
