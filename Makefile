@@ -36,16 +36,17 @@ build: ## Build the operator, persister and webhook binaries into bin/.
 	cd webhook && go build -o $(BIN)/webhook ./cmd/webhook
 
 .PHONY: generate
-generate: ## Generate deepcopy code and the CRD from the API types.
+generate: ## Generate deepcopy code and the CRD from the API types, the controller's RBAC from its markers.
 	cd tools && go tool controller-gen object paths=../api/...
 	cd tools && go tool controller-gen crd:crdVersions=v1,generateEmbeddedObjectMeta=true paths=../api/... output:crd:artifacts:config=../charts/quarks-job/files/crds
+	cd tools && go tool controller-gen rbac:roleName=quarks-job-controller paths=../controller/... output:rbac:artifacts:config=../charts/quarks-job/files/rbac/controller
 	cd tools && go run ./cmd/crdenum ../charts/quarks-job/files/crds/quarks.cloudfoundry.org_quarksjobs.yaml \
 		spec.template.spec.template.spec.restartPolicy=Never,OnFailure
 
 .PHONY: verify
 verify: generate ## Fail when a generated file differs from what is checked in.
-	@git diff --exit-code -- api charts/quarks-job/files/crds || { echo "generated files drifted: run 'make generate' and commit" >&2; exit 1; }
-	@test -z "$$(git status --porcelain -- api charts/quarks-job/files/crds)" || { git status --porcelain -- api charts/quarks-job/files/crds; echo "untracked generated files: run 'make generate' and commit" >&2; exit 1; }
+	@git diff --exit-code -- api charts/quarks-job/files/crds charts/quarks-job/files/rbac || { echo "generated files drifted: run 'make generate' and commit" >&2; exit 1; }
+	@test -z "$$(git status --porcelain -- api charts/quarks-job/files/crds charts/quarks-job/files/rbac)" || { git status --porcelain -- api charts/quarks-job/files/crds charts/quarks-job/files/rbac; echo "untracked generated files: run 'make generate' and commit" >&2; exit 1; }
 
 .PHONY: lint
 lint: ## No build output in git; gofmt, go vet and staticcheck over every module.

@@ -4,7 +4,7 @@
 ##@ Helm chart
 
 .PHONY: chart-test
-chart-test: ## Render the chart with the Helm SDK and check the manifests, the values schema, lint and the docs examples.
+chart-test: kube ## Render the chart with the Helm SDK and check the manifests, the values schema, lint and the docs examples.
 	cd e2e && go test $(GO_TEST_FLAGS) ./chart/
 
 .PHONY: chart-lint

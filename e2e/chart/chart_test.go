@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"helm.sh/helm/v3/pkg/chartutil"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -18,6 +19,8 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
+
+	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
 )
 
 // Names with the release name "quarks-job", whose full name is "quarks-job".
@@ -37,26 +40,28 @@ const (
 func TestDefaultsRenderEveryComponent(t *testing.T) {
 	r := render(t)
 	want := map[string]int{
-		"CustomResourceDefinition":       1,
-		"ServiceAccount":                 2,
-		"Deployment":                     2,
-		"Service":                        4, // output endpoint, webhook, two metrics
-		"PodDisruptionBudget":            1,
-		"Role":                           2, // leader election, webhook certificates
-		"RoleBinding":                    2,
-		"ClusterRole":                    2, // controller, webhook configurations
-		"ClusterRoleBinding":             2,
-		"MutatingWebhookConfiguration":   1,
-		"ValidatingWebhookConfiguration": 1,
+		"CustomResourceDefinition":         1,
+		"ServiceAccount":                   2,
+		"Deployment":                       2,
+		"Service":                          4, // output endpoint, webhook, two metrics
+		"PodDisruptionBudget":              1,
+		"Role":                             2, // leader election, webhook certificates
+		"RoleBinding":                      2,
+		"ClusterRole":                      2, // controller, webhook configurations
+		"ClusterRoleBinding":               2,
+		"MutatingWebhookConfiguration":     1,
+		"ValidatingWebhookConfiguration":   1,
+		"ValidatingAdmissionPolicy":        1,
+		"ValidatingAdmissionPolicyBinding": 1,
 	}
 	if got := r.kinds(); !maps.Equal(got, want) {
 		t.Errorf("rendered kinds = %v, want %v", got, want)
 	}
-	if n := len(r.objects); n != 20 {
-		t.Errorf("rendered %d objects, want 20: %v", n, r.names())
+	if n := len(r.objects); n != 22 {
+		t.Errorf("rendered %d objects, want 22: %v", n, r.names())
 	}
 	for _, o := range r.objects {
-		if o.Kind == "CustomResourceDefinition" || strings.HasPrefix(o.Kind, "Cluster") || strings.HasSuffix(o.Kind, "WebhookConfiguration") {
+		if o.Kind == "CustomResourceDefinition" || strings.HasPrefix(o.Kind, "Cluster") || strings.HasSuffix(o.Kind, "WebhookConfiguration") || strings.HasPrefix(o.Kind, "ValidatingAdmissionPolicy") {
 			continue
 		}
 		if o.Namespace != releaseNS {
@@ -748,8 +753,8 @@ func TestCRDs(t *testing.T) {
 	if n := len(r.all("CustomResourceDefinition")); n != 0 {
 		t.Errorf("crds.enabled=false renders %d CRDs", n)
 	}
-	if n := len(r.objects); n != 19 {
-		t.Errorf("crds.enabled=false renders %d objects, want the 19 besides the CRD", n)
+	if n := len(r.objects); n != 21 {
+		t.Errorf("crds.enabled=false renders %d objects, want the 21 besides the CRD", n)
 	}
 }
 
@@ -826,4 +831,128 @@ func TestNotesShowTheFirstExample(t *testing.T) {
 			t.Errorf("NOTES lack %q:\n%s", want, r.notes)
 		}
 	}
+}
+
+// admissionPolicyName names the ValidatingAdmissionPolicy and its binding.
+const admissionPolicyName = controllerName + "-reserved-metadata"
+
+// The ValidatingAdmissionPolicy that keeps quarks-job's run and output metadata to the controller
+// and the Job controller. What it admits and refuses on a real API server: admission_policy_test.go.
+func TestAdmissionPolicyRendering(t *testing.T) {
+	r := render(t)
+	policy := get[*admissionregistrationv1.ValidatingAdmissionPolicy](t, r, "ValidatingAdmissionPolicy", admissionPolicyName)
+	binding := get[*admissionregistrationv1.ValidatingAdmissionPolicyBinding](t, r, "ValidatingAdmissionPolicyBinding", admissionPolicyName)
+	if binding.Spec.PolicyName != policy.Name || !slices.Equal(binding.Spec.ValidationActions, []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny}) {
+		t.Errorf("binding %s: policy %q, actions %v; want %q, [Deny]", binding.Name, binding.Spec.PolicyName, binding.Spec.ValidationActions, policy.Name)
+	}
+	if binding.Spec.MatchResources != nil && binding.Spec.MatchResources.NamespaceSelector != nil {
+		t.Errorf("binding selects namespaces %v while every namespace is watched", binding.Spec.MatchResources.NamespaceSelector)
+	}
+	if policy.Spec.FailurePolicy == nil || *policy.Spec.FailurePolicy != admissionregistrationv1.Fail {
+		t.Errorf("policy failurePolicy %v, want Fail", policy.Spec.FailurePolicy)
+	}
+	if got := policyVariable(t, policy, "controller"); got != "'system:serviceaccount:"+releaseNS+":"+controllerName+"'" {
+		t.Errorf("the policy takes the controller for %s", got)
+	}
+	// Exactly the reserved keys, never the whole quarks.cloudfoundry.org/ prefix: other operators'
+	// labels (quarks.cloudfoundry.org/deployment-name) must keep working.
+	var expressions []string
+	for _, c := range policy.Spec.MatchConditions {
+		expressions = append(expressions, c.Expression)
+	}
+	for _, v := range policy.Spec.Variables {
+		expressions = append(expressions, v.Expression)
+	}
+	text := strings.Join(expressions, "\n")
+	for _, key := range []string{
+		qjv1.LabelQJobName, qjv1.LabelRun, qjv1.LabelPersistentSecretContainer, qjv1.LabelSecretKind, qjv1.LabelSecretVersion,
+		qjv1.AnnotationRunTrigger, qjv1.AnnotationInputsHash, qjv1.AnnotationOutputSpec, qjv1.AnnotationOutputFiles, qjv1.AnnotationOutputResult,
+	} {
+		if !strings.Contains(text, `"`+key+`"`) {
+			t.Errorf("the policy does not name %s", key)
+		}
+	}
+	if strings.Contains(text, "startsWith('quarks.cloudfoundry.org/')") || strings.Contains(text, `"quarks.cloudfoundry.org/"`) {
+		t.Errorf("the policy matches the whole quarks.cloudfoundry.org/ prefix:\n%s", text)
+	}
+	var resources []string
+	for _, rule := range policy.Spec.MatchConstraints.ResourceRules {
+		resources = append(resources, rule.Resources...)
+		if !slices.Equal(rule.Operations, []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}) {
+			t.Errorf("policy rule for %v on %v, want CREATE and UPDATE", rule.Resources, rule.Operations)
+		}
+	}
+	if slices.Sort(resources); !slices.Equal(resources, []string{"jobs", "pods", "secrets"}) {
+		t.Errorf("policy matches %v, want jobs, pods and secrets", resources)
+	}
+
+	t.Run("exempt users and groups reach the expression", func(t *testing.T) {
+		r := render(t, "admissionPolicy.exemptUsers={system:serviceaccount:quarks:quarks-secret,velero}", "admissionPolicy.exemptGroups={backup-operators}")
+		policy := get[*admissionregistrationv1.ValidatingAdmissionPolicy](t, r, "ValidatingAdmissionPolicy", admissionPolicyName)
+		var notExempt string
+		for _, c := range policy.Spec.MatchConditions {
+			if c.Name == "not-exempt" {
+				notExempt = c.Expression
+			}
+		}
+		for _, want := range []string{
+			`["system:serviceaccount:kube-system:generic-garbage-collector","system:serviceaccount:quarks:quarks-secret","velero"]`,
+			`["backup-operators"]`,
+		} {
+			if !strings.Contains(notExempt, want) {
+				t.Errorf("matchCondition not-exempt lacks %s:\n%s", want, notExempt)
+			}
+		}
+	})
+
+	t.Run("own controller service account", func(t *testing.T) {
+		r := render(t, "serviceAccount.create=false", "serviceAccount.controllerName=ops-qjob")
+		policy := get[*admissionregistrationv1.ValidatingAdmissionPolicy](t, r, "ValidatingAdmissionPolicy", admissionPolicyName)
+		if got := policyVariable(t, policy, "controller"); got != "'system:serviceaccount:"+releaseNS+":ops-qjob'" {
+			t.Errorf("the policy takes the controller for %s, it runs as ops-qjob", got)
+		}
+	})
+
+	t.Run("the watched namespaces only", func(t *testing.T) {
+		r := render(t, "watch.mode=namespaces", "watch.namespaces={team-a,team-b}")
+		binding := get[*admissionregistrationv1.ValidatingAdmissionPolicyBinding](t, r, "ValidatingAdmissionPolicyBinding", admissionPolicyName)
+		want := get[*admissionregistrationv1.MutatingWebhookConfiguration](t, r, "MutatingWebhookConfiguration", webhookConfigName).Webhooks[0].NamespaceSelector
+		if binding.Spec.MatchResources == nil || !reflect.DeepEqual(binding.Spec.MatchResources.NamespaceSelector, want) {
+			t.Errorf("binding matches %+v, want the webhooks' namespaceSelector %v", binding.Spec.MatchResources, want)
+		}
+	})
+
+	t.Run("disabled", func(t *testing.T) {
+		r := render(t, "admissionPolicy.enabled=false")
+		for _, kind := range []string{"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} {
+			if n := len(r.all(kind)); n != 0 {
+				t.Errorf("admissionPolicy.enabled=false renders %d %ss", n, kind)
+			}
+		}
+		if n := len(r.objects); n != 20 {
+			t.Errorf("admissionPolicy.enabled=false renders %d objects, want the 20 besides the policy and its binding", n)
+		}
+	})
+
+	t.Run("Kubernetes 1.29", func(t *testing.T) {
+		v129 := &chartutil.KubeVersion{Version: "v1.29.4", Major: "1", Minor: "29"}
+		_, err := renderFor(t, v129)
+		if err == nil || !strings.Contains(err.Error(), "set admissionPolicy.enabled=false") {
+			t.Errorf("rendering for Kubernetes 1.29 with the policy: %v, want a message saying to turn it off", err)
+		}
+		if _, err := renderFor(t, v129, "admissionPolicy.enabled=false"); err != nil {
+			t.Errorf("rendering for Kubernetes 1.29 without the policy: %v", err)
+		}
+	})
+}
+
+func policyVariable(t *testing.T, policy *admissionregistrationv1.ValidatingAdmissionPolicy, name string) string {
+	t.Helper()
+	for _, v := range policy.Spec.Variables {
+		if v.Name == name {
+			return v.Expression
+		}
+	}
+	t.Fatalf("policy %s has no variable %q", policy.Name, name)
+	return ""
 }

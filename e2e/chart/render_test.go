@@ -52,17 +52,19 @@ type rendered struct {
 
 // typedKinds decode strictly: a misspelled or misplaced field fails the test.
 var typedKinds = map[string]func() any{
-	"CustomResourceDefinition":       func() any { return &apiextensionsv1.CustomResourceDefinition{} },
-	"Deployment":                     func() any { return &appsv1.Deployment{} },
-	"Service":                        func() any { return &corev1.Service{} },
-	"ServiceAccount":                 func() any { return &corev1.ServiceAccount{} },
-	"Role":                           func() any { return &rbacv1.Role{} },
-	"RoleBinding":                    func() any { return &rbacv1.RoleBinding{} },
-	"ClusterRole":                    func() any { return &rbacv1.ClusterRole{} },
-	"ClusterRoleBinding":             func() any { return &rbacv1.ClusterRoleBinding{} },
-	"PodDisruptionBudget":            func() any { return &policyv1.PodDisruptionBudget{} },
-	"MutatingWebhookConfiguration":   func() any { return &admissionregistrationv1.MutatingWebhookConfiguration{} },
-	"ValidatingWebhookConfiguration": func() any { return &admissionregistrationv1.ValidatingWebhookConfiguration{} },
+	"CustomResourceDefinition":         func() any { return &apiextensionsv1.CustomResourceDefinition{} },
+	"Deployment":                       func() any { return &appsv1.Deployment{} },
+	"Service":                          func() any { return &corev1.Service{} },
+	"ServiceAccount":                   func() any { return &corev1.ServiceAccount{} },
+	"Role":                             func() any { return &rbacv1.Role{} },
+	"RoleBinding":                      func() any { return &rbacv1.RoleBinding{} },
+	"ClusterRole":                      func() any { return &rbacv1.ClusterRole{} },
+	"ClusterRoleBinding":               func() any { return &rbacv1.ClusterRoleBinding{} },
+	"PodDisruptionBudget":              func() any { return &policyv1.PodDisruptionBudget{} },
+	"MutatingWebhookConfiguration":     func() any { return &admissionregistrationv1.MutatingWebhookConfiguration{} },
+	"ValidatingWebhookConfiguration":   func() any { return &admissionregistrationv1.ValidatingWebhookConfiguration{} },
+	"ValidatingAdmissionPolicy":        func() any { return &admissionregistrationv1.ValidatingAdmissionPolicy{} },
+	"ValidatingAdmissionPolicyBinding": func() any { return &admissionregistrationv1.ValidatingAdmissionPolicyBinding{} },
 }
 
 func loadChart(t *testing.T) *chart.Chart {
@@ -89,12 +91,18 @@ func values(t *testing.T, sets ...string) map[string]any {
 // renderErr renders the chart as `helm template` does and returns its error.
 func renderErr(t *testing.T, sets ...string) (*rendered, error) {
 	t.Helper()
+	return renderFor(t, kubeVersion, sets...)
+}
+
+// renderFor is renderErr for a cluster of another Kubernetes version.
+func renderFor(t *testing.T, version *chartutil.KubeVersion, sets ...string) (*rendered, error) {
+	t.Helper()
 	install := action.NewInstall(&action.Configuration{})
 	install.ClientOnly = true
 	install.DryRun = true
 	install.ReleaseName = releaseName
 	install.Namespace = releaseNS
-	install.KubeVersion = kubeVersion
+	install.KubeVersion = version
 	rel, err := install.Run(loadChart(t), values(t, sets...))
 	if err != nil {
 		return nil, err

@@ -32,6 +32,8 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		{[]string{"imagePullSecrets={regcred}"}, []string{"imagePullSecrets"}},
 		{[]string{"controller.replica=2"}, []string{"replica"}},
 		{[]string{"certManager.issuerRef.kind=ClusterIssuer"}, []string{"issuerRef", "name"}},
+		{[]string{"admissionPolicy.exemptUsers=ci-bot"}, []string{"admissionPolicy", "exemptUsers"}},
+		{[]string{"admissionPolicy.exemptGroup={ops}"}, []string{"exemptGroup"}},
 	} {
 		t.Run(strings.Join(tc.set, ","), func(t *testing.T) {
 			_, err := renderErr(t, tc.set...)

@@ -1,5 +1,7 @@
 package v1alpha1
 
+import batchv1 "k8s.io/api/batch/v1"
+
 // Labels and annotations the components agree on. The names of the original
 // QuarksJob are kept where it had one.
 const (
@@ -40,17 +42,46 @@ const (
 	// AnnotationInputsHash on a run's Job holds the hash of the referenced
 	// configuration the run was created with.
 	AnnotationInputsHash = GroupName + "/inputs-hash"
-	// AnnotationOutputSpec on a run's Job holds the QuarksJob's output spec as
-	// JSON, snapshotted when the run was created. The output endpoint writes
-	// only what it declares.
-	AnnotationOutputSpec = GroupName + "/output-spec"
 	// AnnotationOutputFiles on a run's pod template lists, as JSON
 	// (container → file names), the files each container declares. The pod
 	// webhook reads it to know which containers get an output volume.
 	AnnotationOutputFiles = GroupName + "/output-files"
+
+	// AnnotationOutputSpec and AnnotationOutputResult were written on run
+	// Jobs by earlier versions, which trusted them. The output spec and the
+	// upload results now live in the QuarksJob's status; the names stay
+	// reserved so that no template or forged Job can pass them off.
+	AnnotationOutputSpec   = GroupName + "/output-spec"
+	AnnotationOutputResult = GroupName + "/output-result"
 )
 
-// AnnotationOutputResult on a run's Job holds, as JSON, what the output
-// endpoint persisted for the run: the Secrets written and the problems found.
-// The controller reads it when the Job finishes to decide the run's result.
-const AnnotationOutputResult = GroupName + "/output-result"
+// ReservedRunLabels are the labels the controller sets on a run's Job and
+// pods. A Job template may not set them, and the chart's admission policy
+// lets only the controller (Jobs) and the Job controller (pods) write them.
+var ReservedRunLabels = []string{LabelQJobName, LabelRun}
+
+// ReservedRunAnnotations are the annotations the controller sets on a run's
+// Job and pods, or that earlier versions trusted there.
+var ReservedRunAnnotations = []string{
+	AnnotationRunTrigger, AnnotationInputsHash, AnnotationOutputFiles,
+	AnnotationOutputSpec, AnnotationOutputResult,
+}
+
+// ReservedTemplateKeys lists the reserved run labels and annotations a Job
+// template sets, each as "<field> <key>". The controller drops them from the
+// Job it creates; QuarksJob admission warns about them.
+func ReservedTemplateKeys(template *batchv1.JobTemplateSpec) []string {
+	var found []string
+	check := func(where string, m map[string]string, reserved []string) {
+		for _, k := range reserved {
+			if _, ok := m[k]; ok {
+				found = append(found, where+" "+k)
+			}
+		}
+	}
+	check("spec.template.metadata.labels", template.Labels, ReservedRunLabels)
+	check("spec.template.metadata.annotations", template.Annotations, ReservedRunAnnotations)
+	check("spec.template.spec.template.metadata.labels", template.Spec.Template.Labels, ReservedRunLabels)
+	check("spec.template.spec.template.metadata.annotations", template.Spec.Template.Annotations, ReservedRunAnnotations)
+	return found
+}

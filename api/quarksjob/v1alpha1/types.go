@@ -3,6 +3,7 @@ package v1alpha1
 import (
 	batchv1 "k8s.io/api/batch/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // Strategy says when a QuarksJob runs.
@@ -193,6 +194,47 @@ type Run struct {
 	// inputsHash is the hash of the referenced configuration the run saw.
 	// +optional
 	InputsHash string `json:"inputsHash,omitempty"`
+
+	// jobUID is the UID of the run's Job, recorded by the controller when it
+	// created the Job. Only a Job with this UID, and only its pods, count
+	// as the run: labels, names and ownerReferences on a Job or pod are
+	// claims of whoever created it.
+	// +optional
+	JobUID types.UID `json:"jobUID,omitempty"`
+
+	// output is the output spec the run writes, snapshotted from spec.output
+	// when the run started. The output endpoint writes only what it declares.
+	// +optional
+	Output *Output `json:"output,omitempty"`
+
+	// uploads are what the output endpoint persisted for the run, one entry
+	// per pod that uploaded.
+	// +optional
+	// +listType=map
+	// +listMapKey=pod
+	Uploads []OutputUpload `json:"uploads,omitempty"`
+}
+
+// OutputUpload is what the output endpoint persisted from one pod of a run.
+type OutputUpload struct {
+	// pod whose upload this is.
+	// +required
+	Pod string `json:"pod"`
+
+	// persisted is true when every declared output that had to be written was
+	// written.
+	// +optional
+	Persisted bool `json:"persisted,omitempty"`
+
+	// secrets that were written (or found written by an earlier, identical upload).
+	// +optional
+	// +listType=atomic
+	Secrets []OutputSecret `json:"secrets,omitempty"`
+
+	// problems found, each naming the container, file, key or size.
+	// +optional
+	// +listType=atomic
+	Problems []string `json:"problems,omitempty"`
 }
 
 // OutputSecret is a Secret written by a run.

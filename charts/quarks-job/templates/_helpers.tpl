@@ -140,30 +140,33 @@ matchExpressions:
 {{/* The rules the controller needs in every namespace it watches (see the kubebuilder:rbac markers
      in controller/). */}}
 {{- define "quarks-job.controllerNamespacedRules" -}}
-- apiGroups: ["quarks.cloudfoundry.org"]
-  resources: ["quarksjobs"]
-  verbs: ["get", "list", "watch", "update", "patch"]
-- apiGroups: ["quarks.cloudfoundry.org"]
-  resources: ["quarksjobs/status"]
-  verbs: ["get", "update", "patch"]
-- apiGroups: ["batch"]
-  resources: ["jobs"]
-  verbs: ["get", "list", "watch", "create", "delete", "patch"]
-- apiGroups: [""]
-  resources: ["pods"]
-  verbs: ["get", "list", "watch", "delete"]
-- apiGroups: [""]
-  resources: ["secrets"]
-  verbs: ["get", "list", "watch", "create", "update", "delete"]
-- apiGroups: [""]
-  resources: ["configmaps"]
-  verbs: ["get", "list", "watch"]
-- apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create", "patch"]
-- apiGroups: [""]
-  resources: ["events"]
-  verbs: ["create", "patch"]
+{{- include "quarks-job.controllerRules" (dict "root" . "cluster" false) }}
+{{- end -}}
+
+{{/* The controller's rules come from the +kubebuilder:rbac markers beside the code that needs
+     them (controller-gen writes files/rbac/controller/role.yaml; make verify checks it). With
+     "cluster" true: the rules on cluster-scoped resources (tokenreviews; namespaces unless the
+     controller watches a list of namespaces), else the namespaced ones. */}}
+{{- define "quarks-job.controllerRules" -}}
+{{- $clusterScoped := list "tokenreviews" "namespaces" }}
+{{- $root := .root }}
+{{- $cluster := .cluster }}
+{{- $role := $root.Files.Get "files/rbac/controller/role.yaml" | fromYaml }}
+{{- range $role.rules }}
+{{- $resources := list }}
+{{- range .resources }}
+{{- if eq (has . $clusterScoped) $cluster }}
+{{- if not (and (eq . "namespaces") (eq $root.Values.watch.mode "namespaces")) }}
+{{- $resources = append $resources . }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if $resources }}
+- apiGroups: {{ toJson .apiGroups }}
+  resources: {{ toJson $resources }}
+  verbs: {{ toJson .verbs }}
+{{- end }}
+{{- end }}
 {{- end -}}
 
 {{/* Pod scheduling: a component's own setting, else the chart-wide one. Call with

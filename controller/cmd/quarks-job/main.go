@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -61,6 +62,9 @@ func newCommand() *cobra.Command {
 	f.String("output-bind-address", outputendpoint.DefaultBindAddress, "address of the HTTPS output endpoint the persister uploads to")
 	f.String("output-cert-dir", "", "folder with tls.crt and tls.key of the output endpoint; without it the endpoint is off and declared output cannot be persisted")
 	f.Duration("output-exit-code-timeout", outputendpoint.DefaultExitCodeTimeout, "how long an upload waits for the kubelet to report the containers' exit codes")
+	f.String("persister-image", "", "the persister image the webhook injects; when set, uploads from pods whose persister runs an image of another repository are refused")
+	f.Int64("output-max-bytes-in-flight", outputendpoint.DefaultMaxBytesInFlight, "upload bytes the output endpoint holds in memory at once; more uploads wait or are asked to retry")
+	f.Float64("output-token-reviews-per-second", outputendpoint.DefaultTokenReviewsPerSecond, "TokenReviews the output endpoint spends per second on tokens it has not seen")
 	v.SetEnvPrefix(envPrefix)
 	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
 	v.AutomaticEnv()
@@ -135,10 +139,25 @@ func run(v *viper.Viper) error {
 		return err
 	}
 	if dir := v.GetString("output-cert-dir"); dir != "" {
+		watched := map[string]bool{}
+		for _, ns := range v.GetStringSlice("watch-namespaces") {
+			watched[strings.TrimSpace(ns)] = true
+		}
 		err := outputendpoint.Add(mgr, outputendpoint.Options{
 			BindAddress:     v.GetString("output-bind-address"),
 			CertDir:         dir,
 			ExitCodeTimeout: v.GetDuration("output-exit-code-timeout"),
+			PersisterImage:  v.GetString("persister-image"),
+			Watches: func(ctx context.Context, namespace string) (bool, error) {
+				if len(watched) > 0 && !watched[namespace] {
+					return false, nil
+				}
+				return reconciler.Watches(ctx, namespace)
+			},
+			Limits: outputendpoint.Limits{
+				MaxBytesInFlight:      v.GetInt64("output-max-bytes-in-flight"),
+				TokenReviewsPerSecond: v.GetFloat64("output-token-reviews-per-second"),
+			},
 		})
 		if err != nil {
 			return err

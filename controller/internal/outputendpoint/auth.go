@@ -2,10 +2,12 @@ package outputendpoint
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	authnv1 "k8s.io/api/authentication/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -50,10 +52,34 @@ type podRef struct {
 // The pod comes from the token's bound-object claims only.
 func (h *handler) authenticate(ctx context.Context, r *http.Request) (podRef, error) {
 	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || strings.TrimSpace(token) == "" {
+	token = strings.TrimSpace(token)
+	if !ok || token == "" {
 		return podRef{}, refuse(http.StatusUnauthorized, "a bearer token (the pod's projected service-account token, audience %s) is required", upload.Audience)
 	}
-	review := &authnv1.TokenReview{Spec: authnv1.TokenReviewSpec{Token: strings.TrimSpace(token), Audiences: []string{upload.Audience}}}
+	if !plausibleToken(token) {
+		return podRef{}, refuse(http.StatusUnauthorized, "the bearer token is not a service-account token")
+	}
+	// A token seen recently is not reviewed again, and unknown tokens are
+	// reviewed at a bounded rate: a flood of made-up tokens costs the API
+	// server at most that rate.
+	now := time.Now()
+	if seen, ok := h.limits.cached(token, now); ok {
+		return seen.ref, seen.err
+	}
+	if err := h.limits.awaitReview(ctx); err != nil {
+		return podRef{}, err
+	}
+	ref, err := h.review(ctx, token)
+	var he *httpError
+	if err == nil || (errors.As(err, &he) && he.status != http.StatusServiceUnavailable) {
+		h.limits.remember(token, ref, err, now)
+	}
+	return ref, err
+}
+
+// review asks the API server who token is.
+func (h *handler) review(ctx context.Context, token string) (podRef, error) {
+	review := &authnv1.TokenReview{Spec: authnv1.TokenReviewSpec{Token: token, Audiences: []string{upload.Audience}}}
 	if err := h.client.Create(ctx, review); err != nil {
 		return podRef{}, refuse(http.StatusServiceUnavailable, "reviewing the token: %v", err)
 	}
@@ -84,21 +110,35 @@ func serviceAccountNamespace(username string) (string, bool) {
 	return parts[2], true
 }
 
-// run is the pod an upload came from, its Job and its QuarksJob.
+// run is the pod an upload came from, its Job, its QuarksJob, and the run
+// record that makes the Job a run: the QuarksJob status's lastRun.
 type run struct {
-	pod  *corev1.Pod
-	job  *batchv1.Job
-	qjob *qjv1.QuarksJob
+	pod    *corev1.Pod
+	job    *batchv1.Job
+	qjob   *qjv1.QuarksJob
+	record *qjv1.Run
 }
 
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get
 // +kubebuilder:rbac:groups=quarks.cloudfoundry.org,resources=quarksjobs,verbs=get
 
-// resolve follows the controller references from the pod to its Job and from
-// the Job to its QuarksJob, checking every UID, so a pod that is not a run of
-// a QuarksJob is refused.
+// resolve finds the run an authenticated pod belongs to. The pod's and the
+// Job's controller references only say where to look: whoever creates a Job
+// or a pod writes them. What makes the pod a run's is the QuarksJob's status,
+// which only the controller writes: its current run's record must hold the
+// UID of the Job that controls the pod, and the pod must run that Job's
+// containers (and the persister image, when the endpoint knows it).
 func (h *handler) resolve(ctx context.Context, ref podRef) (*run, error) {
+	if h.watches != nil {
+		watched, err := h.watches(ctx, ref.Namespace)
+		if err != nil {
+			return nil, refuse(http.StatusServiceUnavailable, "checking namespace %s: %v", ref.Namespace, err)
+		}
+		if !watched {
+			return nil, refuse(http.StatusForbidden, "namespace %s is not watched by this operator", ref.Namespace)
+		}
+	}
 	pod := &corev1.Pod{}
 	if err := h.get(ctx, ref.Namespace, ref.Name, pod, "pod"); err != nil {
 		return nil, err
@@ -128,7 +168,71 @@ func (h *handler) resolve(ctx context.Context, ref podRef) (*run, error) {
 	if qjob.UID != qjobRef.UID {
 		return nil, refuse(http.StatusForbidden, "QuarksJob %s/%s is not the one Job %s belongs to", ref.Namespace, qjobRef.Name, job.Name)
 	}
-	return &run{pod: pod, job: job, qjob: qjob}, nil
+	record, err := currentRun(qjob, job)
+	if err != nil {
+		return nil, err
+	}
+	if why := h.notRunPod(pod, job); why != "" {
+		return nil, refuse(http.StatusForbidden, "pod %s/%s is not a pod of run %d of QuarksJob %s: %s", ref.Namespace, ref.Name, record.Number, qjob.Name, why)
+	}
+	return &run{pod: pod, job: job, qjob: qjob, record: record}, nil
+}
+
+// currentRun returns the QuarksJob's record of the run whose Job is job. Only
+// the newest run, while it runs, accepts uploads: a late upload of an older
+// run never overwrites the output of a newer one.
+func currentRun(qjob *qjv1.QuarksJob, job *batchv1.Job) (*qjv1.Run, error) {
+	last := qjob.Status.LastRun
+	switch {
+	case last == nil || last.JobUID == "":
+		return nil, refuse(http.StatusForbidden, "Job %s/%s is not the Job of a run of QuarksJob %s: no run with a recorded Job", job.Namespace, job.Name, qjob.Name)
+	case last.JobUID != job.UID && last.JobName == job.Name:
+		return nil, refuse(http.StatusForbidden, "Job %s/%s (uid %s) is not the Job the controller created for run %d of QuarksJob %s", job.Namespace, job.Name, job.UID, last.Number, qjob.Name)
+	case last.JobUID != job.UID:
+		return nil, refuse(http.StatusConflict, "Job %s/%s is not the Job of the current run %d of QuarksJob %s (%s): its upload is too late or forged", job.Namespace, job.Name, last.Number, qjob.Name, last.JobName)
+	case last.Result != qjv1.RunRunning:
+		return nil, refuse(http.StatusConflict, "run %d of QuarksJob %s has already ended (%s)", last.Number, qjob.Name, last.Result)
+	}
+	return last, nil
+}
+
+// notRunPod says why pod is not one the Job controller made from job's
+// template with the persister injected, or "". A pod that claims the Job as
+// its controller but runs other code, or another uploader, could upload
+// anything.
+func (h *handler) notRunPod(pod *corev1.Pod, job *batchv1.Job) string {
+	if uid := pod.Labels[batchv1.ControllerUidLabel]; uid != string(job.UID) {
+		return fmt.Sprintf("its label %s is %q, not the Job's UID", batchv1.ControllerUidLabel, uid)
+	}
+	template := job.Spec.Template.Spec
+	if why := sameCode("container", pod.Spec.Containers, template.Containers); why != "" {
+		return why
+	}
+	var inits []corev1.Container
+	for _, c := range pod.Spec.InitContainers {
+		if c.Name != upload.PersisterContainerName {
+			inits = append(inits, c)
+			continue
+		}
+		if h.persisterImage != "" && imageRepository(c.Image) != imageRepository(h.persisterImage) {
+			return fmt.Sprintf("its persister runs image %q, not one of repository %q", c.Image, imageRepository(h.persisterImage))
+		}
+	}
+	return sameCode("init container", inits, template.InitContainers)
+}
+
+// sameCode compares the containers' names, images, commands and arguments.
+func sameCode(kind string, got, want []corev1.Container) string {
+	if len(got) != len(want) {
+		return fmt.Sprintf("it has %d %ss, the Job's template %d", len(got), kind, len(want))
+	}
+	for i := range want {
+		g, w := got[i], want[i]
+		if g.Name != w.Name || g.Image != w.Image || !slices.Equal(g.Command, w.Command) || !slices.Equal(g.Args, w.Args) {
+			return fmt.Sprintf("its %s %q does not run what the Job's template says", kind, g.Name)
+		}
+	}
+	return ""
 }
 
 // get reads from the API server; NotFound refuses the upload.
@@ -148,4 +252,17 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// imageRepository is an image reference without its tag and digest: pods of
+// runs started before an upgrade keep the persister tag they were given, and
+// a tag of the same repository is as trusted as the image it replaced.
+func imageRepository(image string) string {
+	if i := strings.Index(image, "@"); i >= 0 {
+		image = image[:i]
+	}
+	if i := strings.LastIndex(image, ":"); i > strings.LastIndex(image, "/") {
+		image = image[:i]
+	}
+	return image
 }

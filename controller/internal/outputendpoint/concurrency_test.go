@@ -26,9 +26,11 @@ func TestConcurrentVersionedUploads(t *testing.T) {
 	spec := &qjv1.Output{VersionsToKeep: ptr.To[int32](250), OutputMap: qjv1.OutputMap{"gen": {"v.json": {Name: "shared", Versioned: true}}}}
 	first := newRun(t, ns, "many", spec, "gen")
 
-	runs := make([]*testRun, uploads)
+	// The pods of one run (a Job with parallelism): only the current run's
+	// pods may upload, and versioned families belong to one QuarksJob.
+	pods := make([]*corev1.Pod, uploads)
 	tokens := make([]string, uploads)
-	runs[0] = first
+	pods[0] = first.pod
 	var setup sync.WaitGroup
 	sem := make(chan struct{}, 16)
 	for i := range uploads {
@@ -38,10 +40,10 @@ func TestConcurrentVersionedUploads(t *testing.T) {
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			if i > 0 {
-				runs[i] = addRun(t, first.qjob, i+1, spec, "gen")
+				pods[i] = first.addPod(t, fmt.Sprintf("many-pod-%d", i), "gen")
 			}
-			exit(t, runs[i].pod, map[string]int32{"gen": 0})
-			tokens[i] = token(t, runs[i].pod, upload.Audience)
+			exit(t, pods[i], map[string]int32{"gen": 0})
+			tokens[i] = token(t, pods[i], upload.Audience)
 		}()
 	}
 	setup.Wait()
@@ -66,11 +68,11 @@ func TestConcurrentVersionedUploads(t *testing.T) {
 	t.Logf("%d concurrent uploads to one versioned name took %s", uploads, time.Since(began).Round(time.Millisecond))
 
 	versionOf := map[int64]int{}
-	for i, r := range runs {
+	for i, pod := range pods {
 		if statuses[i] != http.StatusOK {
 			t.Fatalf("upload %d: status %d", i, statuses[i])
 		}
-		res := result(t, r.job)
+		res := podResult(t, first.job, pod.Name)
 		if res == nil || !res.Persisted || len(res.Secrets) != 1 {
 			t.Fatalf("upload %d: result %+v", i, res)
 		}

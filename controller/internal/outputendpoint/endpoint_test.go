@@ -8,8 +8,10 @@ import (
 	"testing"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
@@ -121,6 +123,33 @@ func TestUploadRefused(t *testing.T) {
 	exit(t, stray, map[string]int32{"gen": 0, "fan": 0})
 
 	plainJob := newPod(t, ns, "orphan-job-pod", controllerRef("batch/v1", "Job", r.job.Name, "0000-not-the-job"), "gen")
+
+	// Forgeries by someone who may create Jobs and pods but not Secrets.
+	forgedJob := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: "refused-99", Namespace: ns,
+			Labels:          map[string]string{qjv1.LabelQJobName: r.qjob.Name, qjv1.LabelRun: "99"},
+			OwnerReferences: []metav1.OwnerReference{*controllerRef(qjv1.GroupVersion.String(), "QuarksJob", r.qjob.Name, r.qjob.UID)}},
+		Spec: batchv1.JobSpec{Template: r.qjob.Spec.Template.Spec.Template},
+	}
+	must(t, k8s.Create(context.Background(), forgedJob))
+	forgedJobPod := newPod(t, ns, "forged-job-pod", controllerRef("batch/v1", "Job", forgedJob.Name, forgedJob.UID), "gen", "fan")
+	exit(t, forgedJobPod, map[string]int32{"gen": 0, "fan": 0})
+	forgedPod := func(name string, change func(*corev1.Pod)) *corev1.Pod {
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{batchv1.ControllerUidLabel: string(r.job.UID)},
+				OwnerReferences: []metav1.OwnerReference{*controllerRef("batch/v1", "Job", r.job.Name, r.job.UID)}},
+			Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, ServiceAccountName: "runner",
+				InitContainers: []corev1.Container{{Name: upload.PersisterContainerName, Image: testPersisterImage, RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways)}},
+				Containers:     []corev1.Container{{Name: "gen", Image: "busybox"}, {Name: "fan", Image: "busybox"}}},
+		}
+		change(pod)
+		must(t, k8s.Create(context.Background(), pod))
+		exit(t, pod, map[string]int32{"gen": 0, "fan": 0})
+		return pod
+	}
+	otherCode := forgedPod("forged-other-code", func(p *corev1.Pod) { p.Spec.Containers[0].Image = "attacker/gen" })
+	otherUploader := forgedPod("forged-uploader", func(p *corev1.Pod) { p.Spec.InitContainers[0].Image = "attacker/persister" })
+	unlabelled := forgedPod("forged-unlabelled", func(p *corev1.Pod) { p.Labels = nil })
 	boundToSecret := func() string {
 		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "anchor", Namespace: ns}}
 		must(t, k8s.Create(context.Background(), s))
@@ -136,7 +165,12 @@ func TestUploadRefused(t *testing.T) {
 		reason string
 	}{
 		{"no token", "", http.StatusUnauthorized, "bearer token"},
-		{"garbage token", "not-a-token", http.StatusUnauthorized, "token not accepted"},
+		{"garbage token", "not-a-token", http.StatusUnauthorized, "not a service-account token"},
+		{"made-up token", "a.b.c", http.StatusUnauthorized, "token not accepted"},
+		{"forged Job with the QuarksJob as controller", token(t, forgedJobPod, upload.Audience), http.StatusConflict, "is not the Job of the current run 1"},
+		{"forged pod of the run's Job running other code", token(t, otherCode, upload.Audience), http.StatusForbidden, `container "gen" does not run what the Job's template says`},
+		{"forged pod of the run's Job with another uploader", token(t, otherUploader, upload.Audience), http.StatusForbidden, `persister runs image "attacker/persister"`},
+		{"forged pod of the run's Job without the Job controller's label", token(t, unlabelled, upload.Audience), http.StatusForbidden, "not the Job's UID"},
 		{"another audience", token(t, r.pod, "another-audience"), http.StatusUnauthorized, "token not accepted"},
 		{"expired token", resign(t, token(t, r.pod, upload.Audience), time.Now().Add(-time.Hour)), http.StatusUnauthorized, "expired"},
 		// The control for the one above: the same re-signing with a future
@@ -342,5 +376,28 @@ func TestWaitsForExitCodes(t *testing.T) {
 	}
 	if res := result(t, never.job); res == nil || res.Persisted || !strings.Contains(strings.Join(res.Problems, ""), `the kubelet has not reported the exit code of container "gen"`) {
 		t.Fatalf("result: %+v", res)
+	}
+}
+
+// TestUploadOfAnOlderRun: once a newer run is recorded, a late upload of an
+// older run's pod writes nothing.
+func TestUploadOfAnOlderRun(t *testing.T) {
+	ns := newNamespace(t)
+	spec := &qjv1.Output{OutputMap: qjv1.OutputMap{"gen": {"creds.json": {Name: "creds"}}}}
+	first := newRun(t, ns, "older", spec, "gen")
+	exit(t, first.pod, map[string]int32{"gen": 0})
+	late := token(t, first.pod, upload.Audience)
+	second := addRun(t, first.qjob, 2, spec, "gen")
+	exit(t, second.pod, map[string]int32{"gen": 0})
+	if status, answer := post(t, token(t, second.pod, upload.Audience), files(map[string]map[string]string{"gen": {"creds.json": `{"v":"new"}`}})); status != http.StatusOK {
+		t.Fatalf("run 2: status %d %+v", status, answer)
+	}
+	before := secret(t, ns, "creds")
+	status, answer := post(t, late, files(map[string]map[string]string{"gen": {"creds.json": `{"v":"old"}`}}))
+	if status != http.StatusConflict || !strings.Contains(strings.Join(answer.Problems, " "), "is not the Job of the current run 2") {
+		t.Fatalf("late upload of run 1: status %d %+v; want 409 naming the current run", status, answer)
+	}
+	if after := secret(t, ns, "creds"); after.ResourceVersion != before.ResourceVersion || string(after.Data["v"]) != "new" {
+		t.Fatalf("the late upload changed creds: %v", after.Data)
 	}
 }

@@ -24,6 +24,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -44,10 +45,7 @@ type testRun struct {
 func newRun(t testing.TB, ns, name string, spec *qjv1.Output, containers ...string) *testRun {
 	t.Helper()
 	ctx := context.Background()
-	podSpec := corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, ServiceAccountName: "runner"}
-	for _, c := range containers {
-		podSpec.Containers = append(podSpec.Containers, corev1.Container{Name: c, Image: "busybox"})
-	}
+	podSpec := podSpecOf(containers...)
 	qjob := &qjv1.QuarksJob{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		Spec: qjv1.QuarksJobSpec{
@@ -60,27 +58,54 @@ func newRun(t testing.TB, ns, name string, spec *qjv1.Output, containers ...stri
 	return addRun(t, qjob, 1, spec, containers...)
 }
 
-// addRun creates run number n of qjob with the given output spec snapshot.
+// podSpecOf is the pod spec of a run's containers, each running busybox.
+func podSpecOf(containers ...string) corev1.PodSpec {
+	podSpec := corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, ServiceAccountName: "runner"}
+	for _, c := range containers {
+		podSpec.Containers = append(podSpec.Containers, corev1.Container{Name: c, Image: "busybox"})
+	}
+	return podSpec
+}
+
+// addRun creates run number n of qjob with the given output spec snapshot:
+// its Job, a pod of that Job, and the run's record in the QuarksJob's status,
+// as the controller writes it.
 func addRun(t testing.TB, qjob *qjv1.QuarksJob, n int, spec *qjv1.Output, containers ...string) *testRun {
 	t.Helper()
 	ctx := context.Background()
-	annotations := map[string]string{}
-	if spec != nil {
-		raw, err := json.Marshal(spec)
-		must(t, err)
-		annotations[qjv1.AnnotationOutputSpec] = string(raw)
-	}
 	job := &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{
-			Name: fmt.Sprintf("%s-%d", qjob.Name, n), Namespace: qjob.Namespace, Annotations: annotations,
+			Name: fmt.Sprintf("%s-%d", qjob.Name, n), Namespace: qjob.Namespace,
 			Labels:          map[string]string{qjv1.LabelQJobName: qjob.Name, qjv1.LabelRun: fmt.Sprint(n)},
 			OwnerReferences: []metav1.OwnerReference{*controllerRef(qjv1.GroupVersion.String(), "QuarksJob", qjob.Name, qjob.UID)},
 		},
-		Spec: batchv1.JobSpec{Template: qjob.Spec.Template.Spec.Template},
+		Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: podSpecOf(containers...)}},
 	}
 	must(t, k8s.Create(ctx, job))
+	recordRun(t, qjob, &qjv1.Run{Number: int64(n), JobName: job.Name, JobUID: job.UID, Trigger: qjv1.RunTriggerNow,
+		Result: qjv1.RunRunning, Output: spec})
 	pod := newPod(t, qjob.Namespace, job.Name+"-pod", controllerRef("batch/v1", "Job", job.Name, job.UID), containers...)
 	return &testRun{ns: qjob.Namespace, qjob: qjob, job: job, pod: pod}
+}
+
+// recordRun writes run as the QuarksJob's current run.
+func recordRun(t testing.TB, qjob *qjv1.QuarksJob, run *qjv1.Run) {
+	t.Helper()
+	must(t, retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		fresh := &qjv1.QuarksJob{}
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(qjob), fresh); err != nil {
+			return err
+		}
+		fresh.Status.LastRun = run
+		return k8s.Status().Update(context.Background(), fresh)
+	}))
+}
+
+// addPod creates another pod of r's Job, as the Job controller does for a
+// retry or another completion.
+func (r *testRun) addPod(t testing.TB, name string, containers ...string) *corev1.Pod {
+	t.Helper()
+	return newPod(t, r.ns, name, controllerRef("batch/v1", "Job", r.job.Name, r.job.UID), containers...)
 }
 
 func newPod(t testing.TB, ns, name string, owner *metav1.OwnerReference, containers ...string) *corev1.Pod {
@@ -89,7 +114,7 @@ func newPod(t testing.TB, ns, name string, owner *metav1.OwnerReference, contain
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		Spec: corev1.PodSpec{
 			RestartPolicy: corev1.RestartPolicyNever, ServiceAccountName: "runner",
-			InitContainers: []corev1.Container{{Name: upload.PersisterContainerName, Image: "persister", RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways)}},
+			InitContainers: []corev1.Container{{Name: upload.PersisterContainerName, Image: testPersisterImage, RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways)}},
 		},
 	}
 	for _, c := range containers {
@@ -97,6 +122,10 @@ func newPod(t testing.TB, ns, name string, owner *metav1.OwnerReference, contain
 	}
 	if owner != nil {
 		pod.OwnerReferences = []metav1.OwnerReference{*owner}
+		if owner.Kind == "Job" {
+			// The Job controller labels its pods with the Job's UID.
+			pod.Labels = map[string]string{batchv1.ControllerUidLabel: string(owner.UID)}
+		}
 	}
 	must(t, k8s.Create(context.Background(), pod))
 	return pod
@@ -181,18 +210,34 @@ func files(byContainer map[string]map[string]string) *upload.Request {
 	return req
 }
 
-// result reads the Result the endpoint recorded on the Job.
+// result reads the newest Result the endpoint recorded in the run's record
+// (the QuarksJob's status), or nil when there is none for job.
 func result(t testing.TB, job *batchv1.Job) *upload.Result {
 	t.Helper()
-	fresh := &batchv1.Job{}
-	must(t, k8s.Get(context.Background(), client.ObjectKeyFromObject(job), fresh))
-	raw, ok := fresh.Annotations[qjv1.AnnotationOutputResult]
-	if !ok {
+	owner := metav1.GetControllerOf(job)
+	qjob := &qjv1.QuarksJob{}
+	must(t, k8s.Get(context.Background(), client.ObjectKey{Namespace: job.Namespace, Name: owner.Name}, qjob))
+	last := qjob.Status.LastRun
+	if last == nil || last.JobUID != job.UID || len(last.Uploads) == 0 {
 		return nil
 	}
-	var r upload.Result
-	must(t, json.Unmarshal([]byte(raw), &r))
-	return &r
+	return &last.Uploads[len(last.Uploads)-1]
+}
+
+// podResult reads the Result recorded for one pod of job's run.
+func podResult(t testing.TB, job *batchv1.Job, pod string) *upload.Result {
+	t.Helper()
+	owner := metav1.GetControllerOf(job)
+	qjob := &qjv1.QuarksJob{}
+	must(t, k8s.Get(context.Background(), client.ObjectKey{Namespace: job.Namespace, Name: owner.Name}, qjob))
+	if last := qjob.Status.LastRun; last != nil && last.JobUID == job.UID {
+		for i := range last.Uploads {
+			if last.Uploads[i].Pod == pod {
+				return &last.Uploads[i]
+			}
+		}
+	}
+	return nil
 }
 
 func secret(t testing.TB, ns, name string) *corev1.Secret {

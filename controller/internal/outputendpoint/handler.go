@@ -6,13 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -34,6 +36,14 @@ type handler struct {
 	writer          *secretwriter.Writer
 	exitCodeTimeout time.Duration
 	log             logr.Logger
+	// watches, when set, says whether a namespace's QuarksJobs are this
+	// operator's; uploads from pods elsewhere are refused.
+	watches func(ctx context.Context, namespace string) (bool, error)
+	// persisterImage, when set, is the only image a run pod's persister
+	// may run.
+	persisterImage string
+	// limits bounds the work and memory of concurrent uploads.
+	limits *limits
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -56,6 +66,13 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refused(w, r, ref, err)
 		return
 	}
+
+	release, err := h.limits.admitBody(r.Context(), r)
+	if err != nil {
+		h.refused(w, r, ref, err)
+		return
+	}
+	defer release()
 
 	var req upload.Request
 	body := http.MaxBytesReader(w, r.Body, maxBodyBytes)
@@ -106,19 +123,13 @@ func (h *handler) persist(ctx context.Context, log logr.Logger, run *run, req *u
 	var notices notices
 	defer func() { h.emit(run, notices) }()
 
-	raw, declared := run.job.Annotations[qjv1.AnnotationOutputSpec]
-	var spec *qjv1.Output
-	if declared {
-		var err error
-		if spec, err = output.ParseSpec(raw); err != nil {
-			result.Problems = append(result.Problems, fmt.Sprintf("Job %s: %v", run.job.Name, err))
-			notices.add(corev1.EventTypeWarning, "InvalidOutputSpec", result.Problems[0])
-		}
-	} else {
+	// The spec the controller snapshotted in the run's record when it
+	// created the Job: nothing on the Job or pod decides what is written.
+	spec := run.record.Output
+	if spec == nil {
 		spec = &qjv1.Output{} // nothing declared: every uploaded file is ignored
 	}
-
-	if spec != nil {
+	{
 		states, err := h.waitForExitCodes(ctx, run, spec)
 		if err != nil {
 			retry = err.Error()
@@ -213,45 +224,70 @@ func containerStates(pod *corev1.Pod) map[string]output.ContainerState {
 	return states
 }
 
-// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;patch
+// +kubebuilder:rbac:groups=quarks.cloudfoundry.org,resources=quarksjobs/status,verbs=patch
 
-// recordResult stores the Result on the run's Job. A persisted Result of
-// another pod of the same Job is not replaced by a failed one: the Job
-// completed through that pod.
+// recordResult stores the pod's Result in the run's record in the QuarksJob
+// status, where only the controller writes. It is a JSON patch whose tests
+// make it apply only while the record is still this run's and running, so a
+// run that ended or was replaced meanwhile keeps what it had. Uploads of the
+// pods of one run append to the list without conflicting; a pod's second
+// upload replaces its entry, checked against the resourceVersion.
 func (h *handler) recordResult(ctx context.Context, run *run, result upload.Result) error {
-	encoded, err := json.Marshal(result)
-	if err != nil {
-		return err
-	}
-	for range 5 {
-		job := &batchv1.Job{}
-		if err := h.reader.Get(ctx, client.ObjectKeyFromObject(run.job), job); err != nil {
+	for range 8 {
+		qjob := &qjv1.QuarksJob{}
+		if err := h.reader.Get(ctx, client.ObjectKeyFromObject(run.qjob), qjob); err != nil {
 			return err
 		}
-		if job.UID != run.job.UID {
-			return fmt.Errorf("the run's Job %s was replaced", run.job.Name)
+		last := qjob.Status.LastRun
+		if qjob.UID != run.qjob.UID || last == nil || last.JobUID != run.job.UID || last.Result != qjv1.RunRunning {
+			return fmt.Errorf("run %d of QuarksJob %s is no longer the running one; its result was not recorded", run.record.Number, run.qjob.Name)
 		}
-		if raw, ok := job.Annotations[qjv1.AnnotationOutputResult]; ok {
-			var previous upload.Result
-			if json.Unmarshal([]byte(raw), &previous) == nil && previous.Persisted && previous.Pod != result.Pod && !result.Persisted {
-				return nil
-			}
-			if raw == string(encoded) {
-				return nil
-			}
+		ops := []jsonPatchOp{
+			{Op: "test", Path: "/status/lastRun/jobUID", Value: run.job.UID},
+			{Op: "test", Path: "/status/lastRun/result", Value: qjv1.RunRunning},
 		}
-		base := job.DeepCopy()
-		if job.Annotations == nil {
-			job.Annotations = map[string]string{}
+		i := slices.IndexFunc(last.Uploads, func(u qjv1.OutputUpload) bool { return u.Pod == result.Pod })
+		switch {
+		case i >= 0 && equality.Semantic.DeepEqual(last.Uploads[i], result):
+			return nil
+		case i >= 0:
+			ops = append(ops, jsonPatchOp{Op: "test", Path: "/metadata/resourceVersion", Value: qjob.ResourceVersion},
+				jsonPatchOp{Op: "replace", Path: fmt.Sprintf("/status/lastRun/uploads/%d", i), Value: result})
+		case last.Uploads == nil:
+			ops = append(ops, jsonPatchOp{Op: "test", Path: "/metadata/resourceVersion", Value: qjob.ResourceVersion},
+				jsonPatchOp{Op: "add", Path: "/status/lastRun/uploads", Value: []upload.Result{result}})
+		default:
+			ops = append(ops, jsonPatchOp{Op: "add", Path: "/status/lastRun/uploads/-", Value: result})
 		}
-		job.Annotations[qjv1.AnnotationOutputResult] = string(encoded)
-		err := h.client.Patch(ctx, job, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
-		if apierrors.IsConflict(err) {
-			continue
+		patch, err := json.Marshal(ops)
+		if err != nil {
+			return err
+		}
+		err = h.client.Status().Patch(ctx, qjob, client.RawPatch(types.JSONPatchType, patch))
+		if apierrors.IsConflict(err) || apierrors.IsInvalid(err) || isFailedTest(err) {
+			continue // the record changed under us: read it again
 		}
 		return err
 	}
-	return fmt.Errorf("the run's Job %s kept changing", run.job.Name)
+	return fmt.Errorf("the status of QuarksJob %s kept changing", run.qjob.Name)
+}
+
+type jsonPatchOp struct {
+	Op    string `json:"op"`
+	Path  string `json:"path"`
+	Value any    `json:"value,omitempty"`
+}
+
+// isFailedTest reports whether a JSON patch was refused because one of its
+// test operations (or a path it assumed) no longer held: the API server
+// answers 422 or 400.
+func isFailedTest(err error) bool {
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) {
+		return false
+	}
+	code := status.Status().Code
+	return code == http.StatusUnprocessableEntity || code == http.StatusBadRequest
 }
 
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -332,7 +368,7 @@ func (h *handler) refused(w http.ResponseWriter, r *http.Request, ref podRef, er
 	}
 	uploadsTotal.WithLabelValues(fmt.Sprint(status)).Inc()
 	h.log.Info("upload refused", "status", status, "reason", err.Error(), "remote", r.RemoteAddr, "pod", ref.Namespace+"/"+ref.Name)
-	if status == http.StatusServiceUnavailable {
+	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", "2")
 	}
 	httpFail(w, status, err.Error())

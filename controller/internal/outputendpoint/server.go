@@ -1,9 +1,10 @@
 // Package outputendpoint is the controller's HTTPS output endpoint. The
 // persister sidecar of a run's pod uploads the pod's output files to it; the
 // endpoint authenticates the pod by its bound service-account token, checks
-// the files against the output spec snapshotted on the run's Job, writes the
-// Secrets, and records the outcome on the Job (AnnotationOutputResult) for
-// the QuarksJob reconciler.
+// the pod's Job against the run recorded in the QuarksJob's status, checks the
+// files against the output spec snapshotted in that record, writes the
+// Secrets, and records the outcome in the record for the QuarksJob
+// reconciler. See docs/security.md.
 package outputendpoint
 
 import (
@@ -42,6 +43,14 @@ type Options struct {
 	// Recorder emits Events on the QuarksJob; default the manager's recorder
 	// named "quarks-job-output".
 	Recorder events.EventRecorder
+	// Watches, when set, says whether the operator runs a namespace's
+	// QuarksJobs; uploads from pods in other namespaces are refused.
+	Watches func(ctx context.Context, namespace string) (bool, error)
+	// PersisterImage, when set, is the only image a run pod's persister may
+	// run (the image the webhook injects).
+	PersisterImage string
+	// Limits bound concurrent uploads and TokenReviews.
+	Limits Limits
 }
 
 // Defaults.
@@ -90,6 +99,9 @@ func Add(mgr ctrl.Manager, opts Options) error {
 		writer:          &secretwriter.Writer{Client: mgr.GetClient(), Reader: mgr.GetAPIReader()},
 		exitCodeTimeout: opts.ExitCodeTimeout,
 		log:             mgr.GetLogger().WithName("output-endpoint"),
+		watches:         opts.Watches,
+		persisterImage:  opts.PersisterImage,
+		limits:          newLimits(opts.Limits),
 	}
 	return mgr.Add(&server{addr: opts.BindAddress, certs: watcher, handler: h})
 }

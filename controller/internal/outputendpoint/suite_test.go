@@ -51,8 +51,10 @@ var (
 
 func TestMain(m *testing.M) {
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		fmt.Println("skipping the output endpoint's integration tests: KUBEBUILDER_ASSETS is not set (make test-unit sets it)")
-		os.Exit(0)
+		// Where `make kube` puts the Kubernetes binaries; envtest fails
+		// loudly when they are missing there too.
+		assets, _ := filepath.Abs("../../../bin/kube")
+		os.Setenv("KUBEBUILDER_ASSETS", assets)
 	}
 	code, err := runSuite(m)
 	if err != nil {
@@ -114,7 +116,7 @@ func runSuite(m *testing.M) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := Add(mgr, Options{BindAddress: addr, CertDir: certDir, ExitCodeTimeout: testExitCodeTimeout}); err != nil {
+	if err := Add(mgr, Options{BindAddress: addr, CertDir: certDir, ExitCodeTimeout: testExitCodeTimeout, PersisterImage: testPersisterImage}); err != nil {
 		return 0, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -132,6 +134,9 @@ func runSuite(m *testing.M) (int, error) {
 	}
 	return code, nil
 }
+
+// testPersisterImage is the persister image the test endpoint accepts.
+const testPersisterImage = "persister"
 
 func waitForEndpoint(addr string) error {
 	deadline := time.Now().Add(30 * time.Second)

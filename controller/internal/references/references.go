@@ -4,9 +4,7 @@
 package references
 
 import (
-	"regexp"
 	"sort"
-	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
 )
@@ -126,20 +124,4 @@ func visit(spec *corev1.PodSpec, f func(*reference)) {
 	}
 	containers(spec.InitContainers)
 	containers(spec.Containers)
-}
-
-var versionedName = regexp.MustCompile(`^(.+)-v([0-9]+)$`)
-
-// SplitVersioned splits a versioned Secret's name "<base>-v<N>" into base and
-// version. The match is exact: "my-foo-v9" has base "my-foo", never "foo".
-func SplitVersioned(name string) (base string, version int64, ok bool) {
-	m := versionedName.FindStringSubmatch(name)
-	if m == nil {
-		return "", 0, false
-	}
-	v, err := strconv.ParseInt(m[2], 10, 64)
-	if err != nil {
-		return "", 0, false
-	}
-	return m[1], v, true
 }

@@ -54,29 +54,6 @@ func TestRename(t *testing.T) {
 	}
 }
 
-func TestSplitVersioned(t *testing.T) {
-	cases := []struct {
-		name    string
-		base    string
-		version int64
-		ok      bool
-	}{
-		{"foo-v2", "foo", 2, true},
-		{"my-foo-v9", "my-foo", 9, true},
-		{"foobar-v3", "foobar", 3, true},
-		{"foo-v", "", 0, false},
-		{"foo-v2x", "", 0, false},
-		{"foo", "", 0, false},
-		{"-v1", "", 0, false},
-	}
-	for _, c := range cases {
-		base, version, ok := SplitVersioned(c.name)
-		if base != c.base || version != c.version || ok != c.ok {
-			t.Errorf("SplitVersioned(%q) = %q, %d, %v", c.name, base, version, ok)
-		}
-	}
-}
-
 func TestHash(t *testing.T) {
 	a := Input{Ref: Ref{Kind: ConfigMap, Name: "a"}, Digest: DataDigest(map[string][]byte{"k": []byte("v"), "l": []byte("w")})}
 	b := Input{Ref: Ref{Kind: Secret, Name: "b"}, Digest: DataDigest(map[string][]byte{"x": []byte("y")})}

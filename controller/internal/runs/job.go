@@ -3,6 +3,7 @@ package runs
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -24,8 +25,14 @@ type Run struct {
 }
 
 // NewJob returns run's Job for qjob: the template's Job with its labels and
-// annotations, the run's labels on the Job and its pods, the output spec
-// snapshotted in an annotation, and qjob as controlling owner.
+// annotations, the run's labels on the Job and its pods, the declared output
+// files on the pods, and qjob as controlling owner. The Job is created
+// suspended: its pods start only when the controller has recorded the Job's
+// UID in the QuarksJob's status and resumes it (see docs/runs.md).
+//
+// Reserved labels and annotations (qjv1.ReservedRunLabels,
+// ReservedRunAnnotations) in the template are dropped: only the controller
+// sets them. The QuarksJob validation warns about them.
 func NewJob(qjob *qjv1.QuarksJob, run Run) (*batchv1.Job, error) {
 	template := qjob.Spec.Template.DeepCopy()
 	runLabels := map[string]string{
@@ -36,8 +43,8 @@ func NewJob(qjob *qjv1.QuarksJob, run Run) (*batchv1.Job, error) {
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        JobName(qjob.Name, run.Number),
 			Namespace:   qjob.Namespace,
-			Labels:      merge(template.Labels, runLabels),
-			Annotations: merge(template.Annotations, map[string]string{qjv1.AnnotationRunTrigger: string(run.By)}),
+			Labels:      merge(withoutReserved(template.Labels), runLabels),
+			Annotations: merge(withoutReserved(template.Annotations), map[string]string{qjv1.AnnotationRunTrigger: string(run.By)}),
 			OwnerReferences: []metav1.OwnerReference{{
 				APIVersion:         qjv1.GroupVersion.String(),
 				Kind:               "QuarksJob",
@@ -49,12 +56,14 @@ func NewJob(qjob *qjv1.QuarksJob, run Run) (*batchv1.Job, error) {
 		},
 		Spec: template.Spec,
 	}
+	job.Spec.Suspend = ptr.To(true)
 	if run.InputsHash != "" {
 		job.Annotations[qjv1.AnnotationInputsHash] = run.InputsHash
 	}
 
 	pod := &job.Spec.Template
-	pod.Labels = merge(pod.Labels, runLabels)
+	pod.Labels = merge(withoutReserved(pod.Labels), runLabels)
+	pod.Annotations = withoutReserved(pod.Annotations)
 	references.Rename(&pod.Spec, run.Renames)
 	if pod.Spec.RestartPolicy == "" {
 		// A Job's pods may not restart Always, the pod default.
@@ -62,18 +71,25 @@ func NewJob(qjob *qjv1.QuarksJob, run Run) (*batchv1.Job, error) {
 	}
 
 	if output := qjob.Spec.Output; output != nil && len(output.OutputMap) > 0 {
-		spec, err := json.Marshal(output)
-		if err != nil {
-			return nil, fmt.Errorf("snapshotting the output spec: %w", err)
-		}
 		files, err := json.Marshal(output.OutputMap.Files())
 		if err != nil {
 			return nil, fmt.Errorf("listing the output files: %w", err)
 		}
-		job.Annotations[qjv1.AnnotationOutputSpec] = string(spec)
-		pod.Annotations = merge(pod.Annotations, map[string]string{qjv1.AnnotationOutputFiles: string(files)})
+		pod.Annotations[qjv1.AnnotationOutputFiles] = string(files)
 	}
 	return job, nil
+}
+
+// withoutReserved returns a copy of m without the reserved run labels and
+// annotations.
+func withoutReserved(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		if !slices.Contains(qjv1.ReservedRunLabels, k) && !slices.Contains(qjv1.ReservedRunAnnotations, k) {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // RunNumber is the run number of one of a QuarksJob's Jobs, from its label.

@@ -1,7 +1,6 @@
 package runs
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -13,28 +12,27 @@ import (
 	"code.cloudfoundry.org/quarks-job/api/upload"
 )
 
-// Outcome is what a run's Job says about the run.
+// Outcome is what a run's Job and the run's record say about the run.
 type Outcome struct {
 	Result         qjv1.RunResult
 	Message        string
 	CompletionTime *metav1.Time
-	// DeclaresOutput is true when the run's Job snapshotted an output spec.
+	// DeclaresOutput is true when the run's record snapshotted an output spec.
 	DeclaresOutput bool
-	// Output is what the output endpoint recorded, if anything.
+	// Output combines what the output endpoint recorded for the run's pods;
+	// nil when no pod uploaded.
 	Output *upload.Result
 }
 
-// OutcomeOf reads a run's Job. A Job that completed but whose declared output
-// was not persisted is a failed run: its result is not what the user asked for.
-func OutcomeOf(job *batchv1.Job) Outcome {
+// OutcomeOf reads a run's Job together with the run's record, which holds
+// the output spec and the uploads (only the controller writes them). A Job
+// that completed but whose declared output was not persisted is a failed
+// run: its result is not what the user asked for.
+func OutcomeOf(job *batchv1.Job, run *qjv1.Run) Outcome {
 	o := Outcome{Result: qjv1.RunRunning}
-	_, o.DeclaresOutput = job.Annotations[qjv1.AnnotationOutputSpec]
-	if raw, ok := job.Annotations[qjv1.AnnotationOutputResult]; ok {
-		var result upload.Result
-		if err := json.Unmarshal([]byte(raw), &result); err != nil {
-			result = upload.Result{Problems: []string{fmt.Sprintf("annotation %s is not valid JSON: %v", qjv1.AnnotationOutputResult, err)}}
-		}
-		o.Output = &result
+	if run != nil {
+		o.DeclaresOutput = run.Output != nil && len(run.Output.OutputMap) > 0
+		o.Output = combine(run.Uploads)
 	}
 
 	for _, c := range job.Status.Conditions {
@@ -59,6 +57,31 @@ func OutcomeOf(job *batchv1.Job) Outcome {
 		}
 	}
 	return o
+}
+
+// combine merges the uploads of a run's pods: a persisted upload stands for
+// the run (the Job completed through that pod); the problems of the others
+// are reported with it.
+func combine(uploads []qjv1.OutputUpload) *upload.Result {
+	if len(uploads) == 0 {
+		return nil
+	}
+	combined := &upload.Result{}
+	for _, u := range uploads {
+		if u.Persisted && !combined.Persisted {
+			combined.Persisted, combined.Pod, combined.Secrets = true, u.Pod, u.Secrets
+		}
+	}
+	for _, u := range uploads {
+		if !combined.Persisted || u.Pod == combined.Pod {
+			combined.Problems = append(combined.Problems, u.Problems...)
+		}
+	}
+	if !combined.Persisted {
+		last := uploads[len(uploads)-1]
+		combined.Pod, combined.Secrets = last.Pod, last.Secrets
+	}
+	return combined
 }
 
 // checkOutput turns a succeeded run whose declared output was not persisted

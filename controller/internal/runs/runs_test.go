@@ -11,7 +11,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
-	"code.cloudfoundry.org/quarks-job/api/upload"
 )
 
 func TestJobName(t *testing.T) {
@@ -110,9 +109,11 @@ func TestNewJob(t *testing.T) {
 	if strings.Join(files["c"], ",") != "a.json,b.json" {
 		t.Errorf("output files = %v", files)
 	}
-	var spec qjv1.Output
-	if err := json.Unmarshal([]byte(job.Annotations[qjv1.AnnotationOutputSpec]), &spec); err != nil || spec.OutputMap["c"]["a.json"].Name != "a" {
-		t.Errorf("output spec snapshot = %v (%v)", spec, err)
+	if _, ok := job.Annotations[qjv1.AnnotationOutputSpec]; ok {
+		t.Errorf("the output spec is annotated on the Job, where its creator could change it")
+	}
+	if job.Spec.Suspend == nil || !*job.Spec.Suspend {
+		t.Errorf("the Job is not created suspended")
 	}
 	if n, ok := RunNumber(job); !ok || n != 3 {
 		t.Errorf("RunNumber = %d, %v", n, ok)
@@ -141,31 +142,96 @@ func TestNewJobWithoutOutput(t *testing.T) {
 	}
 }
 
+func TestNewJobDropsReservedKeys(t *testing.T) {
+	qjob := testQJob()
+	qjob.Spec.Template.Annotations = map[string]string{qjv1.AnnotationOutputResult: `{"persisted":true}`, "note": "kept"}
+	qjob.Spec.Template.Spec.Template.Annotations = map[string]string{qjv1.AnnotationOutputSpec: "{}", qjv1.AnnotationRunTrigger: "Now"}
+	qjob.Spec.Template.Spec.Template.Labels = map[string]string{qjv1.LabelRun: "99", "app": "gen"}
+	want := []string{
+		"spec.template.metadata.labels " + qjv1.LabelRun,
+		"spec.template.metadata.annotations " + qjv1.AnnotationOutputResult,
+		"spec.template.spec.template.metadata.labels " + qjv1.LabelRun,
+		"spec.template.spec.template.metadata.annotations " + qjv1.AnnotationRunTrigger,
+		"spec.template.spec.template.metadata.annotations " + qjv1.AnnotationOutputSpec,
+	}
+	if got := qjv1.ReservedTemplateKeys(&qjob.Spec.Template); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("ReservedTemplateKeys = %v, want %v", got, want)
+	}
+	job, err := NewJob(qjob, Run{Number: 1, By: qjv1.RunTriggerOnce})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := job.Annotations[qjv1.AnnotationOutputResult]; ok || job.Annotations["note"] != "kept" {
+		t.Errorf("Job annotations = %v", job.Annotations)
+	}
+	pod := job.Spec.Template
+	if _, ok := pod.Annotations[qjv1.AnnotationOutputSpec]; ok || pod.Labels[qjv1.LabelRun] != "1" || pod.Labels["app"] != "gen" {
+		t.Errorf("pod labels %v, annotations %v", pod.Labels, pod.Annotations)
+	}
+}
+
+func TestUnrecorded(t *testing.T) {
+	qjob := testQJob()
+	expected, err := NewJob(qjob, Run{Number: 2, By: qjv1.RunTriggerNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name   string
+		change func(j *batchv1.Job)
+		want   string
+	}{
+		{"the controller's own", func(*batchv1.Job) {}, ""},
+		{"another owner", func(j *batchv1.Job) { j.OwnerReferences[0].UID = "other" }, "not controlled"},
+		{"not suspended", func(j *batchv1.Job) { j.Spec.Suspend = nil }, "not suspended"},
+		{"started pods", func(j *batchv1.Job) { j.Status.Active = 1 }, "started pods"},
+		{"other run", func(j *batchv1.Job) { j.Labels[qjv1.LabelRun] = "3" }, "run label"},
+		{"other image", func(j *batchv1.Job) { j.Spec.Template.Spec.Containers[0].Image = "evil" }, "pod template differs"},
+		{"other args", func(j *batchv1.Job) { j.Spec.Template.Spec.Containers[0].Args = []string{"x"} }, "pod template differs"},
+		{"extra volume", func(j *batchv1.Job) {
+			j.Spec.Template.Spec.Volumes = append(j.Spec.Template.Spec.Volumes, corev1.Volume{Name: "pre-filled"})
+		}, "pod template differs"},
+		{"other service account", func(j *batchv1.Job) { j.Spec.Template.Spec.ServiceAccountName = "admin" }, "pod template differs"},
+		{"defaults set by the API server", func(j *batchv1.Job) {
+			j.Spec.Template.Spec.Containers[0].ImagePullPolicy = corev1.PullAlways
+			j.Spec.Template.Spec.Containers[0].TerminationMessagePath = "/dev/termination-log"
+		}, ""},
+	}
+	for _, c := range cases {
+		found := expected.DeepCopy()
+		c.change(found)
+		got := Unrecorded(found, expected, qjob.UID)
+		if (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
+			t.Errorf("%s: Unrecorded = %q, want %q", c.name, got, c.want)
+		}
+	}
+}
+
 func TestOutcomeOf(t *testing.T) {
-	result := func(r upload.Result) string { b, _ := json.Marshal(r); return string(b) }
+	declared := &qjv1.Output{OutputMap: qjv1.OutputMap{"c": {"a.json": {Name: "a"}}}}
 	complete := []batchv1.JobCondition{{Type: batchv1.JobComplete, Status: corev1.ConditionTrue}}
 	failed := []batchv1.JobCondition{{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded", Message: "too many"}}
 	cases := []struct {
-		name        string
-		annotations map[string]string
-		conditions  []batchv1.JobCondition
-		want        qjv1.RunResult
-		message     string
+		name       string
+		run        *qjv1.Run
+		conditions []batchv1.JobCondition
+		want       qjv1.RunResult
+		message    string
 	}{
 		{"active", nil, nil, qjv1.RunRunning, ""},
 		{"not true", nil, []batchv1.JobCondition{{Type: batchv1.JobComplete, Status: corev1.ConditionFalse}}, qjv1.RunRunning, ""},
-		{"complete without output", nil, complete, qjv1.RunSucceeded, "completed"},
+		{"complete without output", &qjv1.Run{}, complete, qjv1.RunSucceeded, "completed"},
 		{"failed", nil, failed, qjv1.RunFailed, "BackoffLimitExceeded"},
-		{"complete, output declared, no upload", map[string]string{qjv1.AnnotationOutputSpec: "{}"}, complete, qjv1.RunFailed, "no upload"},
-		{"complete, output not persisted", map[string]string{qjv1.AnnotationOutputSpec: "{}",
-			qjv1.AnnotationOutputResult: result(upload.Result{Problems: []string{`file "a.json": bad`}})}, complete, qjv1.RunFailed, `"a.json"`},
-		{"complete, output persisted", map[string]string{qjv1.AnnotationOutputSpec: "{}",
-			qjv1.AnnotationOutputResult: result(upload.Result{Persisted: true})}, complete, qjv1.RunSucceeded, "completed"},
-		{"complete, result garbage", map[string]string{qjv1.AnnotationOutputSpec: "{}", qjv1.AnnotationOutputResult: "{"}, complete, qjv1.RunFailed, "not valid JSON"},
+		{"complete, output declared, no upload", &qjv1.Run{Output: declared}, complete, qjv1.RunFailed, "no upload"},
+		{"complete, output not persisted", &qjv1.Run{Output: declared,
+			Uploads: []qjv1.OutputUpload{{Pod: "p", Problems: []string{`file "a.json": bad`}}}}, complete, qjv1.RunFailed, `"a.json"`},
+		{"complete, output persisted", &qjv1.Run{Output: declared, Uploads: []qjv1.OutputUpload{{Pod: "p", Persisted: true}}}, complete, qjv1.RunSucceeded, "completed"},
+		{"a retry persisted after a failed pod", &qjv1.Run{Output: declared, Uploads: []qjv1.OutputUpload{
+			{Pod: "p1", Problems: []string{"x"}}, {Pod: "p2", Persisted: true}}}, complete, qjv1.RunSucceeded, "completed"},
 	}
 	for _, c := range cases {
-		job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Annotations: c.annotations}, Status: batchv1.JobStatus{Conditions: c.conditions}}
-		o := OutcomeOf(job)
+		job := &batchv1.Job{Status: batchv1.JobStatus{Conditions: c.conditions}}
+		o := OutcomeOf(job, c.run)
 		if o.Result != c.want || !strings.Contains(o.Message, c.message) {
 			t.Errorf("%s: got %s %q; want %s containing %q", c.name, o.Result, o.Message, c.want, c.message)
 		}

@@ -34,10 +34,13 @@ func (e *NotOwnedError) Error() string {
 	return fmt.Sprintf("Secret %q exists in namespace %q and is not controlled by this QuarksJob (%s); it was not overwritten", e.Name, e.Namespace, e.Owner)
 }
 
-// IsNotOwned reports whether err is a *NotOwnedError.
+// IsNotOwned reports whether err says the Secret, or the versioned
+// Secret's family, belongs to someone else: a *NotOwnedError or a
+// *versionedsecret.FamilyNotOwnedError. Retrying cannot help.
 func IsNotOwned(err error) bool {
 	var e *NotOwnedError
-	return errors.As(err, &e)
+	var family *versionedsecret.FamilyNotOwnedError
+	return errors.As(err, &e) || errors.As(err, &family)
 }
 
 // Writer writes output Secrets.

@@ -2,8 +2,10 @@ package versionedsecret
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -148,10 +150,36 @@ func TestConcurrentAllocation(t *testing.T) {
 	}
 }
 
-func names(secrets []corev1.Secret) []string {
+func names(secrets []metav1.PartialObjectMetadata) []string {
 	var out []string
 	for _, s := range secrets {
 		out = append(out, s.Name)
 	}
 	return out
+}
+
+// TestFamilyBelongsToOneOwner: a second QuarksJob that declares the same
+// versioned name gets a clear refusal, and pruning counts only the owner's
+// versions.
+func TestFamilyBelongsToOneOwner(t *testing.T) {
+	integration(t)
+	ctx, ns := context.Background(), newNamespace(t)
+	if _, err := Create(ctx, k8s, k8s, spec(ns, "a")); err != nil {
+		t.Fatal(err)
+	}
+	other := spec(ns, "b")
+	other.Owner.Name, other.Owner.UID = "intruder", "6d3c1a1e-0000-4000-8000-000000000002"
+	_, err := Create(ctx, k8s, k8s, other)
+	var notOwned *FamilyNotOwnedError
+	if !errors.As(err, &notOwned) || !strings.Contains(err.Error(), `versioned Secret "creds" in namespace "`+ns+`" belongs to QuarksJob "q"`) {
+		t.Fatalf("a second owner's version: err = %v", err)
+	}
+	versions, _ := Versions(ctx, k8s, ns, "creds")
+	if got := names(versions); !slices.Equal(got, []string{"creds-v1"}) {
+		t.Fatalf("versions after the refused write: %v", got)
+	}
+	deleted, err := Prune(ctx, k8s, k8s, ns, "creds", other.Owner.UID, 1)
+	if err != nil || len(deleted) > 0 {
+		t.Fatalf("pruning by another owner deleted %v (%v)", deleted, err)
+	}
 }

@@ -48,41 +48,73 @@ func ParseName(name string) (base string, version int64, ok bool) {
 	return m[1], v, true
 }
 
-// IsVersioned reports whether a Secret carries the versioned-secret labels.
-func IsVersioned(s *corev1.Secret) bool {
-	return s.Labels[qjv1.LabelSecretKind] == qjv1.SecretKindVersioned
-}
-
-// Versions lists the versions of base in namespace, oldest first. Only Secrets
-// labelled as versioned and named exactly "<base>-v<N>" count.
-func Versions(ctx context.Context, reader client.Reader, namespace, base string) ([]corev1.Secret, error) {
-	var list corev1.SecretList
-	if err := reader.List(ctx, &list, client.InNamespace(namespace),
+// Versions lists the versions of base in namespace, oldest first, as
+// metadata: listing a family never loads every versioned Secret's data. Only
+// Secrets labelled as versioned and named exactly "<base>-v<N>" count.
+func Versions(ctx context.Context, reader client.Reader, namespace, base string) ([]metav1.PartialObjectMetadata, error) {
+	list := &metav1.PartialObjectMetadataList{}
+	list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))
+	if err := reader.List(ctx, list, client.InNamespace(namespace),
 		client.MatchingLabels{qjv1.LabelSecretKind: qjv1.SecretKindVersioned}); err != nil {
 		return nil, fmt.Errorf("listing versions of Secret %q in namespace %q: %w", base, namespace, err)
 	}
-	var versions []corev1.Secret
+	var versions []metav1.PartialObjectMetadata
 	for _, s := range list.Items {
-		if b, _, ok := ParseName(s.Name); ok && b == base {
+		if b, _, ok := ParseName(s.Name); ok && b == base && s.DeletionTimestamp.IsZero() {
 			versions = append(versions, s)
 		}
 	}
-	slices.SortFunc(versions, func(a, b corev1.Secret) int { return cmp.Compare(version(&a), version(&b)) })
+	slices.SortFunc(versions, func(a, b metav1.PartialObjectMetadata) int { return cmp.Compare(version(&a), version(&b)) })
 	return versions, nil
 }
 
-func version(s *corev1.Secret) int64 {
-	_, v, _ := ParseName(s.Name)
+func version(s metav1.Object) int64 {
+	_, v, _ := ParseName(s.GetName())
 	return v
 }
 
 // Latest returns the newest version of base, or nil when there is none.
 func Latest(ctx context.Context, reader client.Reader, namespace, base string) (*corev1.Secret, error) {
 	versions, err := Versions(ctx, reader, namespace, base)
-	if err != nil || len(versions) == 0 {
+	if err != nil {
 		return nil, err
 	}
-	return &versions[len(versions)-1], nil
+	for i := len(versions) - 1; i >= 0; i-- {
+		secret := &corev1.Secret{}
+		err := reader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: versions[i].Name}, secret)
+		if apierrors.IsNotFound(err) {
+			continue // pruned since the list
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading Secret %q in namespace %q: %w", versions[i].Name, namespace, err)
+		}
+		return secret, nil
+	}
+	return nil, nil
+}
+
+// FamilyNotOwnedError means versions of a versioned Secret exist that
+// another owner controls: the family is theirs.
+type FamilyNotOwnedError struct {
+	Namespace, Base string
+	// Owner describes the other controller.
+	Owner string
+}
+
+func (e *FamilyNotOwnedError) Error() string {
+	return fmt.Sprintf("versioned Secret %q in namespace %q belongs to %s; another QuarksJob may not add versions to it (choose another output name)", e.Base, e.Namespace, e.Owner)
+}
+
+// checkFamily refuses a family whose versions another owner controls.
+// Versions without a controller (left by the original operator, or written
+// by hand) do not make the family anybody's.
+func checkFamily(versions []metav1.PartialObjectMetadata, spec Spec) error {
+	for i := range versions {
+		if ref := metav1.GetControllerOf(&versions[i]); ref != nil && ref.UID != spec.Owner.UID {
+			return &FamilyNotOwnedError{Namespace: spec.Namespace, Base: spec.Base, Owner: fmt.Sprintf("%s %q", ref.Kind, ref.Name)}
+		}
+	}
+	return nil
 }
 
 // Spec is a version to write.
@@ -114,6 +146,13 @@ const maxAttempts = 10000
 // version holds the same data. reader must read from the API server, not a
 // cache, or the loop walks through versions a cache has not seen yet.
 func Create(ctx context.Context, c client.Client, reader client.Reader, spec Spec) (Written, error) {
+	versions, err := Versions(ctx, reader, spec.Namespace, spec.Base)
+	if err != nil {
+		return Written{}, err
+	}
+	if err := checkFamily(versions, spec); err != nil {
+		return Written{}, err
+	}
 	latest, err := Latest(ctx, reader, spec.Namespace, spec.Base)
 	if err != nil {
 		return Written{}, err
@@ -144,6 +183,9 @@ func Create(ctx context.Context, c client.Client, reader client.Reader, spec Spe
 				continue
 			}
 			return Written{}, fmt.Errorf("reading Secret %q in namespace %q: %w", secret.Name, spec.Namespace, err)
+		}
+		if ref := metav1.GetControllerOf(taken); ref != nil && ref.UID != spec.Owner.UID {
+			return Written{}, &FamilyNotOwnedError{Namespace: spec.Namespace, Base: spec.Base, Owner: fmt.Sprintf("%s %q", ref.Kind, ref.Name)}
 		}
 		latest = taken
 		if err := ctx.Err(); err != nil {
@@ -200,7 +242,7 @@ func Prune(ctx context.Context, c client.Client, reader client.Reader, namespace
 		if !controlledBy(old, owner) {
 			continue // never touch what another owner wrote
 		}
-		err := c.Delete(ctx, old, client.Preconditions{UID: &old.UID})
+		err := c.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: old.Name}}, client.Preconditions{UID: &old.UID})
 		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 			return deleted, fmt.Errorf("deleting old version %q in namespace %q: %w", old.Name, namespace, err)
 		}

@@ -18,6 +18,8 @@ func TestParseName(t *testing.T) {
 		{"creds-v1", "creds", 1, true},
 		{"creds-v12", "creds", 12, true},
 		{"my-creds-v2-v3", "my-creds-v2", 3, true},
+		{"my-foo-v9", "my-foo", 9, true}, // the family is "my-foo", never "foo"
+		{"foobar-v3", "foobar", 3, true},
 		{"creds", "", 0, false},
 		{"creds-v", "", 0, false},
 		{"creds-v1x", "", 0, false},

@@ -17,7 +17,7 @@ var _ admission.Validator[*qjv1.QuarksJob] = Validator{}
 
 // ValidateCreate rejects a QuarksJob with any problem, each naming its field.
 func (Validator) ValidateCreate(_ context.Context, qj *qjv1.QuarksJob) (admission.Warnings, error) {
-	return nil, invalid(qj)
+	return Warnings(qj), invalid(qj)
 }
 
 // ValidateUpdate validates the new spec. An update that leaves the spec as it
@@ -27,7 +27,7 @@ func (Validator) ValidateUpdate(_ context.Context, old, qj *qjv1.QuarksJob) (adm
 	if equality.Semantic.DeepEqual(old.Spec, qj.Spec) {
 		return nil, nil
 	}
-	return nil, invalid(qj)
+	return Warnings(qj), invalid(qj)
 }
 
 // ValidateDelete allows every deletion.

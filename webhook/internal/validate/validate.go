@@ -44,6 +44,18 @@ func QuarksJob(qj *qjv1.QuarksJob) field.ErrorList {
 	return errs
 }
 
+// Warnings are what a QuarksJob may hold but will not work as its author
+// may think: reserved run labels and annotations in the template, which the
+// controller drops (only it sets them, so a template cannot fake a run or
+// its result).
+func Warnings(qj *qjv1.QuarksJob) []string {
+	var warnings []string
+	for _, key := range qjv1.ReservedTemplateKeys(&qj.Spec.Template) {
+		warnings = append(warnings, key+" is reserved for the controller and is dropped from the run's Job")
+	}
+	return warnings
+}
+
 func restartPolicy(podSpec *corev1.PodSpec) field.ErrorList {
 	allowed := []corev1.RestartPolicy{corev1.RestartPolicyNever, corev1.RestartPolicyOnFailure}
 	switch {

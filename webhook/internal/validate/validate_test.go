@@ -71,3 +71,15 @@ func TestUpdateOfUnchangedSpecIsAllowed(t *testing.T) {
 		t.Errorf("a spec change kept an invalid restartPolicy: err = %v", err)
 	}
 }
+
+func TestReservedTemplateKeysWarn(t *testing.T) {
+	qj := validatetest.GoodQuarksJob()
+	if w, err := (Validator{}).ValidateCreate(t.Context(), qj); err != nil || len(w) > 0 {
+		t.Fatalf("the good QuarksJob: warnings %v, err %v", w, err)
+	}
+	qj.Spec.Template.Spec.Template.Annotations = map[string]string{qjv1.AnnotationOutputResult: `{"persisted":true}`}
+	w, err := (Validator{}).ValidateCreate(t.Context(), qj)
+	if err != nil || len(w) != 1 || !strings.Contains(w[0], "spec.template.spec.template.metadata.annotations "+qjv1.AnnotationOutputResult+" is reserved") {
+		t.Fatalf("warnings %q, err %v; want one naming the reserved annotation", w, err)
+	}
+}

@@ -159,6 +159,20 @@ func (h *crashHarness) jobs(ns string, want ...string) func() error {
 	return func() error { return expectJobs(want...)(h.t, ns) }
 }
 
+// resumed: the controller resumed the run's Job it created suspended.
+func (h *crashHarness) resumed(ns, name string) func() error {
+	return func() error {
+		job := &batchv1.Job{}
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, job); err != nil {
+			return err
+		}
+		if job.Spec.Suspend != nil && *job.Spec.Suspend {
+			return fmt.Errorf("Job %s is still suspended", name)
+		}
+		return nil
+	}
+}
+
 func (h *crashHarness) status(ns string, check func(*qjv1.QuarksJob) error) func() error {
 	return func() error { return check(getQJob(h.t, ns, "c")) }
 }
@@ -174,6 +188,7 @@ func TestCrashAfterEachWrite(t *testing.T) {
 		}
 		h.await("run 1 starts", h.jobs(ns, "c-1"))
 		h.await("strategy done", h.status(ns, strategyIs(qjv1.StrategyDone)))
+		h.await("c-1 resumed", h.resumed(ns, "c-1"))
 		finishJob(t, ns, "c-1", true)
 		h.await("run 1 recorded", h.status(ns, lastRun(1, qjv1.RunSucceeded)))
 		h.await("run 1 cleaned up", h.jobs(ns))
@@ -181,6 +196,7 @@ func TestCrashAfterEachWrite(t *testing.T) {
 		// Trigger 2: once again; fails.
 		setStrategy(t, ns, "c", qjv1.StrategyOnce)
 		h.await("run 2 starts", h.jobs(ns, "c-2"))
+		h.await("c-2 resumed", h.resumed(ns, "c-2"))
 		finishJob(t, ns, "c-2", false)
 		h.await("run 2 recorded", h.status(ns, lastRun(2, qjv1.RunFailed)))
 
@@ -188,6 +204,7 @@ func TestCrashAfterEachWrite(t *testing.T) {
 		setStrategy(t, ns, "c", qjv1.StrategyNow)
 		h.await("run 3 starts", h.jobs(ns, "c-3"))
 		h.await("strategy manual", h.status(ns, strategyIs(qjv1.StrategyManual)))
+		h.await("c-3 resumed", h.resumed(ns, "c-3"))
 		finishJob(t, ns, "c-3", true)
 		h.await("run 3 recorded", h.status(ns, lastRun(3, qjv1.RunSucceeded)))
 		h.await("run 3 cleaned up", h.jobs(ns))
@@ -209,6 +226,7 @@ func TestCrashAfterEachWriteOnConfigChange(t *testing.T) {
 			t.Fatal(err)
 		}
 		h.await("run 1 starts", h.jobs(ns, "c-1"))
+		h.await("c-1 resumed", h.resumed(ns, "c-1"))
 		finishJob(t, ns, "c-1", true)
 		h.await("run 1 recorded", h.status(ns, lastRun(1, qjv1.RunSucceeded)))
 		h.await("run 1 cleaned up", h.jobs(ns))
@@ -221,8 +239,10 @@ func TestCrashAfterEachWriteOnConfigChange(t *testing.T) {
 		// A change while run 2 is active waits for it, then runs once.
 		change(t, cm, func() { cm.Data["k"] = "3" })
 		h.await("run 3 pending", h.status(ns, conditionIs(ConditionRunPending, metav1.ConditionTrue)))
+		h.await("c-2 resumed", h.resumed(ns, "c-2"))
 		finishJob(t, ns, "c-2", true)
 		h.await("run 3 starts", h.jobs(ns, "c-3"))
+		h.await("c-3 resumed", h.resumed(ns, "c-3"))
 		finishJob(t, ns, "c-3", true)
 		h.await("run 3 recorded", h.status(ns, lastRun(3, qjv1.RunSucceeded)))
 		h.await("run 3 cleaned up", h.jobs(ns))

@@ -111,9 +111,27 @@ func keepJobs(t testing.TB, ns string, d time.Duration, want ...string) {
 	consistently(t, "Jobs changed", d, func() error { return expectJobs(want...)(t, ns) })
 }
 
-// finishJob writes the status the Job controller would write when the Job ends.
+// finishJob writes the status the Job controller would write when the Job
+// ends. Like the Job controller, it waits until the Job is resumed: the
+// controller creates every run's Job suspended.
 func finishJob(t testing.TB, ns, name string, succeeded bool) {
 	t.Helper()
+	eventually(t, "waiting for Job "+name+" to be resumed", func() error {
+		job := &batchv1.Job{}
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, job); err != nil {
+			return err
+		}
+		if job.Spec.Suspend != nil && *job.Spec.Suspend {
+			list := &qjv1.QuarksJobList{}
+			_ = k8s.List(ctx, list, client.InNamespace(ns))
+			var records []string
+			for _, q := range list.Items {
+				records = append(records, fmt.Sprintf("%s: %+v", q.Name, q.Status.LastRun))
+			}
+			return fmt.Errorf("Job %s is suspended; runs recorded: %s; events: %v", name, strings.Join(records, "; "), eventReasons(t, ns, strings.Split(name, "-")[0]))
+		}
+		return nil
+	})
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		job := &batchv1.Job{}
 		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, job); err != nil {

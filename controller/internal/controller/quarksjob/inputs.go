@@ -15,6 +15,7 @@ import (
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
 	"code.cloudfoundry.org/quarks-job/controller/internal/references"
+	"code.cloudfoundry.org/quarks-job/controller/internal/versionedsecret"
 )
 
 // referenceIndex indexes QuarksJobs by the objects their template reads:
@@ -26,7 +27,7 @@ func referenceKeys(qjob *qjv1.QuarksJob) []string {
 	var keys []string
 	for _, ref := range references.Of(&qjob.Spec.Template.Spec.Template.Spec) {
 		keys = append(keys, string(ref.Kind)+"/"+ref.Name)
-		if base, _, ok := references.SplitVersioned(ref.Name); ok && ref.Kind == references.Secret {
+		if base, _, ok := versionedsecret.ParseName(ref.Name); ok && ref.Kind == references.Secret {
 			keys = append(keys, "VersionedSecret/"+base)
 		}
 	}
@@ -37,7 +38,7 @@ func referenceKeys(qjob *qjv1.QuarksJob) []string {
 // QuarksJobs that read it.
 func keysFor(kind references.Kind, name string) []string {
 	keys := []string{string(kind) + "/" + name}
-	if base, _, ok := references.SplitVersioned(name); ok && kind == references.Secret {
+	if base, _, ok := versionedsecret.ParseName(name); ok && kind == references.Secret {
 		keys = append(keys, "VersionedSecret/"+base)
 	}
 	return keys
@@ -124,25 +125,15 @@ func (r *Reconciler) readInputs(ctx context.Context, qjob *qjv1.QuarksJob, withD
 // version of an existing family. Family membership is exact: the newest of
 // "foo-v2" is among "foo-v<digits>" only.
 func (r *Reconciler) newestVersion(ctx context.Context, namespace, name string) (string, error) {
-	base, _, ok := references.SplitVersioned(name)
+	base, _, ok := versionedsecret.ParseName(name)
 	if !ok {
 		return name, nil
 	}
-	list := &metav1.PartialObjectMetadataList{}
-	list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))
-	if err := r.Client.List(ctx, list, client.InNamespace(namespace), client.MatchingLabels{qjv1.LabelSecretKind: qjv1.SecretKindVersioned}); err != nil {
-		return "", fmt.Errorf("listing versioned Secrets: %w", err)
+	versions, err := versionedsecret.Versions(ctx, r.Client, namespace, base)
+	if err != nil || len(versions) == 0 {
+		return name, err
 	}
-	newest, newestVersion := name, int64(-1)
-	for _, s := range list.Items {
-		if !s.DeletionTimestamp.IsZero() {
-			continue
-		}
-		if b, v, ok := references.SplitVersioned(s.Name); ok && b == base && v > newestVersion {
-			newest, newestVersion = s.Name, v
-		}
-	}
-	return newest, nil
+	return versions[len(versions)-1].Name, nil
 }
 
 // metadataOf reads a referenced object's metadata from the cache; nil when

@@ -5,6 +5,7 @@ package quarksjob
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -54,6 +55,9 @@ type Reconciler struct {
 
 	digests  digests
 	debounce debouncer
+	// foreignJobs holds the UIDs of Jobs already reported as not the
+	// controller's, so each is reported once.
+	foreignJobs sync.Map
 }
 
 // SetupWithManager registers the reconciler and the Job index it needs.
@@ -106,8 +110,8 @@ func (r *Reconciler) readersOf(kind references.Kind) handler.MapFunc {
 	}
 }
 
-// +kubebuilder:rbac:groups=quarks.cloudfoundry.org,resources=quarksjobs,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=quarks.cloudfoundry.org,resources=quarksjobs/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=quarks.cloudfoundry.org,resources=quarksjobs,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=quarks.cloudfoundry.org,resources=quarksjobs/status,verbs=patch
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
@@ -126,7 +130,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		// The garbage collector deletes the Jobs with their owner.
 		return reconcile.Result{}, nil
 	}
-	if watched, err := r.watches(ctx, qjob.Namespace); err != nil || !watched {
+	if watched, err := r.Watches(ctx, qjob.Namespace); err != nil || !watched {
 		return reconcile.Result{}, err
 	}
 	jobs, err := r.jobsOf(ctx, qjob)
@@ -142,7 +146,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	// came back from a write that checked its resourceVersion.
 	fresh := false
 	if next, by, fires := trigger.Accept(qjob.Spec.Trigger.Strategy); fires {
-		request, err = r.accept(ctx, qjob, jobs, request, requested, next, by)
+		request, err = r.accept(ctx, qjob, request, requested, next, by)
 		if apierrors.IsConflict(err) {
 			return retrySoon, nil
 		}
@@ -152,7 +156,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		requested, fresh = true, true
 	}
 	obs := observation{jobs: jobs}
-	recheck, err := r.detectConfigChange(ctx, qjob, jobs, request, requested, &obs)
+	recheck, err := r.detectConfigChange(ctx, qjob, request, requested, &obs)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
@@ -168,13 +172,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 			return reconcile.Result{}, err
 		}
 	}
-	if err := r.cleanup(ctx, qjob, jobs); err != nil {
+	if err := r.cleanup(ctx, qjob, &obs); err != nil {
 		return reconcile.Result{}, err
 	}
+	r.warnForeignJobs(qjob, &obs)
 
 	status := computeStatus(qjob, obs, metav1.NewTime(r.Now()))
 	if equality.Semantic.DeepEqual(status, qjob.Status) {
-		return reconcile.Result{RequeueAfter: recheck}, nil
+		return reconcile.Result{RequeueAfter: recheck}, r.release(ctx, qjob, &obs)
 	}
 	before := qjob.DeepCopy()
 	status.LastReconcile = &metav1.Time{Time: r.Now().Truncate(time.Second)}
@@ -187,14 +192,36 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{}, fmt.Errorf("writing status: %w", err)
 	}
 	r.report(before, qjob)
-	return reconcile.Result{RequeueAfter: recheck}, nil
+	return reconcile.Result{RequeueAfter: recheck}, r.release(ctx, qjob, &obs)
+}
+
+// warnForeignJobs reports the running Jobs that claim this QuarksJob as
+// controller but are no run of its: neither recorded nor started now. (A
+// suspended one may be the controller's own from an interrupted reconcile;
+// it runs nothing, and the next start proves or refuses it.)
+func (r *Reconciler) warnForeignJobs(qjob *qjv1.QuarksJob, obs *observation) {
+	for i := range obs.jobs {
+		job := &obs.jobs[i]
+		if last := qjob.Status.LastRun; last != nil && isRecorded(job, last) {
+			continue
+		}
+		if obs.started != nil && obs.started.job.UID == job.UID {
+			continue
+		}
+		if job.Spec.Suspend != nil && *job.Spec.Suspend {
+			continue
+		}
+		if qjob.Status.LastRun == nil || qjob.Status.LastRun.JobUID != "" {
+			r.warnForeignJob(qjob, job, "its UID is not recorded in the QuarksJob's status")
+		}
+	}
 }
 
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 
-// watches reports whether the QuarksJobs of a namespace are the operator's
+// Watches reports whether the QuarksJobs of a namespace are the operator's
 // to run, by the namespace selector.
-func (r *Reconciler) watches(ctx context.Context, namespace string) (bool, error) {
+func (r *Reconciler) Watches(ctx context.Context, namespace string) (bool, error) {
 	if r.NamespaceSelector == nil {
 		return true, nil
 	}
@@ -213,13 +240,11 @@ var retrySoon = reconcile.Result{RequeueAfter: 200 * time.Millisecond}
 // resourceVersion, it sets the strategy to next and records the run request.
 // A trigger that arrives while a requested run has not started yet joins
 // that request: at most one run is pending.
-func (r *Reconciler) accept(ctx context.Context, qjob *qjv1.QuarksJob, jobs []batchv1.Job, pending trigger.Request, requested bool, next qjv1.Strategy, by qjv1.RunTrigger) (trigger.Request, error) {
+func (r *Reconciler) accept(ctx context.Context, qjob *qjv1.QuarksJob, pending trigger.Request, requested bool, next qjv1.Strategy, by qjv1.RunTrigger) (trigger.Request, error) {
+	// The newest run is the recorded one, or a requested one whose Job an
+	// interrupted reconcile created. Run labels on Jobs are not counted:
+	// whoever creates a Job sets them.
 	newest := lastNumber(qjob.Status.LastRun)
-	for i := range jobs {
-		if n, ok := runs.RunNumber(&jobs[i]); ok && n > newest {
-			newest = n
-		}
-	}
 	if requested && pending.Run > newest {
 		// The cache may not show the requested run's Job yet.
 		started, err := r.jobExists(ctx, qjob, pending.Run)
@@ -272,11 +297,14 @@ func (r *Reconciler) accept(ctx context.Context, qjob *qjv1.QuarksJob, jobs []ba
 // the change nor run it twice, and a run costs one QuarksJob write (its
 // status) instead of two. A change while a run is active waits for it to
 // end, as a pending trigger does.
-func (r *Reconciler) detectConfigChange(ctx context.Context, qjob *qjv1.QuarksJob, jobs []batchv1.Job, request trigger.Request, requested bool, obs *observation) (time.Duration, error) {
+func (r *Reconciler) detectConfigChange(ctx context.Context, qjob *qjv1.QuarksJob, request trigger.Request, requested bool, obs *observation) (time.Duration, error) {
 	if !qjob.Spec.UpdateOnConfigChange || qjob.Spec.Trigger.Strategy != qjv1.StrategyDone {
 		return 0, nil
 	}
-	newest, newestHash := newestRun(qjob, jobs)
+	newest, newestHash := lastNumber(qjob.Status.LastRun), ""
+	if last := qjob.Status.LastRun; last != nil {
+		newestHash = last.InputsHash
+	}
 	if newest == 0 || newestHash == "" || (requested && request.Run > newest) {
 		// A requested run that has not started yet reads the newest data
 		// when it starts.
@@ -300,30 +328,12 @@ func (r *Reconciler) detectConfigChange(ctx context.Context, qjob *qjv1.QuarksJo
 
 // configChangeStillDue checks the configuration change a reconcile detected
 // against the QuarksJob read from the API server: it is still a one-off that
-// runs on configuration changes, and the status holds the newest run (a run
-// the status does not show yet is recorded first), so the change's run is the
-// next one.
+// runs on configuration changes, and its run is the next one.
 func configChangeStillDue(qjob *qjv1.QuarksJob, obs *observation) bool {
 	if !qjob.Spec.UpdateOnConfigChange || qjob.Spec.Trigger.Strategy != qjv1.StrategyDone {
 		return false
 	}
-	newest, _ := newestRun(qjob, obs.jobs)
-	return newest == lastNumber(qjob.Status.LastRun) && obs.configChange.Run == newest+1
-}
-
-// newestRun is the number and inputs hash of the newest run the status or
-// the cached Jobs know.
-func newestRun(qjob *qjv1.QuarksJob, jobs []batchv1.Job) (int64, string) {
-	number, hash := int64(0), ""
-	if last := qjob.Status.LastRun; last != nil {
-		number, hash = last.Number, last.InputsHash
-	}
-	for i := range jobs {
-		if n, ok := runs.RunNumber(&jobs[i]); ok && n > number {
-			number, hash = n, jobs[i].Annotations[qjv1.AnnotationInputsHash]
-		}
-	}
-	return number, hash
+	return obs.configChange.Run == lastNumber(qjob.Status.LastRun)+1
 }
 
 // start creates the requested run's Job. It decides on current data: unless
@@ -348,18 +358,18 @@ func (r *Reconciler) start(ctx context.Context, qjob *qjv1.QuarksJob, fresh bool
 	if !ok {
 		return nil
 	}
-	if request.Run > lastNumber(last)+1 {
-		// A crash left a run between the recorded one and the requested one;
-		// it may still be active.
-		active, err := r.activeRunBetween(ctx, qjob, lastNumber(last), request.Run)
-		if err != nil || active {
-			return err
-		}
-	}
 
 	in, err := r.readInputs(ctx, qjob, true)
 	if err != nil {
 		return err
+	}
+	if next := lastNumber(last) + 1; request.Run > next {
+		// An interrupted reconcile may have created run next's Job and not
+		// recorded it: that run comes first.
+		var skipped bool
+		if skipped, err = r.recoverRun(ctx, qjob, next, in, obs); err != nil || !skipped {
+			return err
+		}
 	}
 	if configChange && in.hash == last.InputsHash {
 		// The data went back to what the newest run saw.
@@ -378,21 +388,25 @@ func (r *Reconciler) start(ctx context.Context, qjob *qjv1.QuarksJob, fresh bool
 	switch {
 	case err == nil:
 		obs.jobs = append(obs.jobs, *job)
+		obs.started = &startedRun{run: run, job: job, output: qjob.Spec.Output}
 		if !request.At.IsZero() {
 			metrics.TriggerToJob.WithLabelValues(string(request.By)).Observe(r.Now().Sub(request.At).Seconds())
 		}
 	case apierrors.IsAlreadyExists(err):
-		// An earlier reconcile created this run's Job before it was interrupted.
+		// Either an interrupted reconcile created this run's Job, or someone
+		// else took its name.
 		existing := &batchv1.Job{}
 		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(job), existing); err != nil {
 			return err
 		}
-		if !ownedBy(existing, qjob) {
+		if why := runs.Unrecorded(existing, job, qjob.UID); why != "" {
+			r.warnForeignJob(qjob, existing, why)
 			obs.startFailure = &startFailure{run: run, jobName: job.Name,
-				reason: fmt.Sprintf("a Job named %q exists and is not controlled by this QuarksJob", job.Name)}
+				reason: fmt.Sprintf("a Job named %q exists that this controller did not create for run %d (%s); it was left alone", job.Name, run.Number, why)}
 			return nil
 		}
 		obs.jobs = append(obs.jobs, *existing)
+		obs.started = &startedRun{run: run, job: existing, output: qjob.Spec.Output}
 	case apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || apierrors.IsRequestEntityTooLargeError(err):
 		// Retrying cannot help: the run fails, and the request is consumed.
 		obs.startFailure = &startFailure{run: run, jobName: job.Name, reason: "the Job could not be created: " + err.Error()}
@@ -402,18 +416,60 @@ func (r *Reconciler) start(ctx context.Context, qjob *qjv1.QuarksJob, fresh bool
 	return nil
 }
 
+// recoverRun looks for run n's Job when a later run is requested: an
+// interrupted reconcile may have created it without recording it. When the
+// Job is there and provably the controller's (runs.Unrecorded), it becomes
+// the started run. It returns skipped when run n has no Job of the
+// controller's, so the requested run may start.
+func (r *Reconciler) recoverRun(ctx context.Context, qjob *qjv1.QuarksJob, n int64, in inputs, obs *observation) (skipped bool, err error) {
+	existing := &batchv1.Job{}
+	err = r.APIReader.Get(ctx, types.NamespacedName{Namespace: qjob.Namespace, Name: runs.JobName(qjob.Name, n)}, existing)
+	if apierrors.IsNotFound(err) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	by := qjv1.RunTrigger(existing.Annotations[qjv1.AnnotationRunTrigger])
+	if by != qjv1.RunTriggerNow && by != qjv1.RunTriggerOnce {
+		by = qjv1.RunTriggerConfigChange
+	}
+	run := runs.Run{Number: n, By: by, InputsHash: existing.Annotations[qjv1.AnnotationInputsHash], Renames: in.renames}
+	expected, err := runs.NewJob(qjob, run)
+	if err != nil {
+		return false, err
+	}
+	if why := runs.Unrecorded(existing, expected, qjob.UID); why != "" {
+		r.warnForeignJob(qjob, existing, why)
+		return true, nil
+	}
+	obs.jobs = append(obs.jobs, *existing)
+	obs.started = &startedRun{run: run, job: existing, output: qjob.Spec.Output}
+	return false, nil
+}
+
+// warnForeignJob reports, once per Job, a Job that claims to be a run of
+// qjob but that the controller did not create. It is left alone.
+func (r *Reconciler) warnForeignJob(qjob *qjv1.QuarksJob, job *batchv1.Job, why string) {
+	if _, seen := r.foreignJobs.LoadOrStore(job.UID, struct{}{}); seen {
+		return
+	}
+	r.Recorder.Eventf(qjob, job, corev1.EventTypeWarning, "ForeignJob", "IgnoreJob",
+		"Job %s claims to be a run of this QuarksJob, but this controller did not create it (%s); it is ignored and left alone", job.Name, why)
+}
+
 // lookForLastJob makes sure obs holds the Job of the run the status shows
 // running. When the cache lacks it, the API server decides whether the Job
 // is gone (deleted by someone) or merely not in the cache yet.
 func (r *Reconciler) lookForLastJob(ctx context.Context, qjob *qjv1.QuarksJob, obs *observation) error {
 	last := qjob.Status.LastRun
-	if last == nil || last.Result != qjv1.RunRunning || obs.job(last.Number) != nil {
+	if last == nil || last.Result != qjv1.RunRunning || obs.recordedJob(last) != nil {
 		return nil
 	}
 	job := &batchv1.Job{}
 	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: qjob.Namespace, Name: last.JobName}, job)
 	switch {
-	case apierrors.IsNotFound(err) || (err == nil && !ownedBy(job, qjob)):
+	case apierrors.IsNotFound(err) || (err == nil && !isRecorded(job, last)):
 		obs.lastJobGone = true
 		return nil
 	case err != nil:
@@ -423,27 +479,64 @@ func (r *Reconciler) lookForLastJob(ctx context.Context, qjob *qjv1.QuarksJob, o
 	return nil
 }
 
-// cleanup deletes the Jobs whose record the status already holds: every
-// older run's, and the newest run's when it succeeded. A failed run's Job
-// stays for inspection until the next run starts.
-// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;delete
-func (r *Reconciler) cleanup(ctx context.Context, qjob *qjv1.QuarksJob, jobs []batchv1.Job) error {
+// isRecorded reports whether job is the recorded run's Job: the one whose
+// UID the record holds. A run that never started (its Job could not be
+// created) has no Job. Records written by earlier versions, before UIDs
+// were recorded, name their Job.
+func isRecorded(job *batchv1.Job, run *qjv1.Run) bool {
+	switch {
+	case run.JobUID != "":
+		return job.UID == run.JobUID
+	case run.StartTime == nil:
+		return false
+	default:
+		return job.Name == run.JobName
+	}
+}
+
+// cleanup deletes the recorded run's Job once the record holds its result:
+// when it succeeded, or when a newer run started (a failed run's Job stays
+// for inspection until then). Only that Job is deleted, by its UID: Jobs the
+// controller did not create are left alone.
+func (r *Reconciler) cleanup(ctx context.Context, qjob *qjv1.QuarksJob, obs *observation) error {
 	recorded := qjob.Status.LastRun
-	if recorded == nil {
+	if recorded == nil || recorded.Result == qjv1.RunRunning {
 		return nil
 	}
-	for i := range jobs {
-		job := &jobs[i]
-		n, ok := runs.RunNumber(job)
-		if !ok || !job.DeletionTimestamp.IsZero() {
+	if recorded.Result != qjv1.RunSucceeded && obs.started == nil {
+		return nil
+	}
+	for i := range obs.jobs {
+		job := &obs.jobs[i]
+		if !isRecorded(job, recorded) || !job.DeletionTimestamp.IsZero() {
 			continue
 		}
-		if n < recorded.Number || (n == recorded.Number && recorded.Result == qjv1.RunSucceeded) {
-			err := r.Client.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground))
-			if client.IgnoreNotFound(err) != nil {
-				return fmt.Errorf("deleting Job %s of a finished run: %w", job.Name, err)
-			}
+		err := r.Client.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground), client.Preconditions{UID: &job.UID})
+		if client.IgnoreNotFound(err) != nil && !apierrors.IsConflict(err) {
+			return fmt.Errorf("deleting Job %s of a finished run: %w", job.Name, err)
 		}
+	}
+	return nil
+}
+
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=patch
+
+// release resumes the recorded running run's Job, which the controller
+// created suspended: its pods start only now that the QuarksJob's status
+// holds the Job's UID, so every upload from them can be checked against it.
+func (r *Reconciler) release(ctx context.Context, qjob *qjv1.QuarksJob, obs *observation) error {
+	last := qjob.Status.LastRun
+	if last == nil || last.Result != qjv1.RunRunning || last.JobUID == "" {
+		return nil
+	}
+	job := obs.recordedJob(last)
+	if job == nil || job.Spec.Suspend == nil || !*job.Spec.Suspend || !job.DeletionTimestamp.IsZero() {
+		return nil
+	}
+	patch := fmt.Sprintf(`{"metadata":{"uid":%q},"spec":{"suspend":false}}`, job.UID)
+	err := r.Client.Patch(ctx, job, client.RawPatch(types.MergePatchType, []byte(patch)))
+	if client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("resuming Job %s of run %d: %w", job.Name, last.Number, err)
 	}
 	return nil
 }
@@ -487,20 +580,6 @@ func (r *Reconciler) jobExists(ctx context.Context, qjob *qjv1.QuarksJob, run in
 		return false, nil
 	}
 	return err == nil && ownedBy(job, qjob), err
-}
-
-func (r *Reconciler) activeRunBetween(ctx context.Context, qjob *qjv1.QuarksJob, after, before int64) (bool, error) {
-	list := &batchv1.JobList{}
-	if err := r.APIReader.List(ctx, list, client.InNamespace(qjob.Namespace), client.MatchingLabels{qjv1.LabelQJobName: runs.LabelValue(qjob.Name)}); err != nil {
-		return false, fmt.Errorf("listing Jobs: %w", err)
-	}
-	for i := range list.Items {
-		job := &list.Items[i]
-		if n, ok := runs.RunNumber(job); ok && n > after && n < before && ownedBy(job, qjob) && runs.OutcomeOf(job).Result == qjv1.RunRunning {
-			return true, nil
-		}
-	}
-	return false, nil
 }
 
 func ownedBy(job *batchv1.Job, qjob *qjv1.QuarksJob) bool {

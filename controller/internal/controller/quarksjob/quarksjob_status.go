@@ -33,8 +33,13 @@ const (
 
 // observation is what a reconcile saw and did.
 type observation struct {
-	// jobs are the QuarksJob's Jobs, including one created by this reconcile.
+	// jobs are the Jobs that claim this QuarksJob as controller, including
+	// one created by this reconcile. A claim is not proof: only the Job whose
+	// UID a run record holds is the run's.
 	jobs []batchv1.Job
+	// started is the run this reconcile started (or proved its own after an
+	// interrupted reconcile created its Job); its Job has a UID.
+	started *startedRun
 	// lastJobGone is true when the Job of the run the status shows running
 	// no longer exists.
 	lastJobGone bool
@@ -46,15 +51,23 @@ type observation struct {
 	configChange *trigger.Request
 }
 
+// startedRun is a run whose Job the controller created.
+type startedRun struct {
+	run    runs.Run
+	job    *batchv1.Job
+	output *qjv1.Output
+}
+
 type startFailure struct {
 	run     runs.Run
 	jobName string
 	reason  string
 }
 
-func (o *observation) job(run int64) *batchv1.Job {
+// recordedJob is the Job of the recorded run (see isRecorded).
+func (o *observation) recordedJob(run *qjv1.Run) *batchv1.Job {
 	for i := range o.jobs {
-		if n, ok := runs.RunNumber(&o.jobs[i]); ok && n == run {
+		if isRecorded(&o.jobs[i], run) {
 			return &o.jobs[i]
 		}
 	}
@@ -68,13 +81,8 @@ func computeStatus(qjob *qjv1.QuarksJob, obs observation, now metav1.Time) qjv1.
 	status.ObservedGeneration = qjob.Generation
 	last := status.LastRun
 
-	// A newer run than the recorded one: a Job this or an interrupted
-	// earlier reconcile created.
-	for i := range obs.jobs {
-		job := &obs.jobs[i]
-		if n, ok := runs.RunNumber(job); ok && (last == nil || n > last.Number) {
-			last = newRun(job, n)
-		}
+	if s := obs.started; s != nil && (last == nil || s.run.Number > last.Number) {
+		last = newRun(s, now)
 	}
 	if f := obs.startFailure; f != nil && (last == nil || f.run.Number > last.Number) {
 		// No startTime: the run never started.
@@ -84,10 +92,10 @@ func computeStatus(qjob *qjv1.QuarksJob, obs observation, now metav1.Time) qjv1.
 	}
 
 	if last != nil && last.Result == qjv1.RunRunning {
-		job := obs.job(last.Number)
+		job := obs.recordedJob(last)
 		outcome := runs.Outcome{Result: qjv1.RunRunning}
 		if job != nil {
-			outcome = runs.OutcomeOf(job)
+			outcome = runs.OutcomeOf(job, last)
 		}
 		switch {
 		case outcome.Result != qjv1.RunRunning:
@@ -121,20 +129,23 @@ func computeStatus(qjob *qjv1.QuarksJob, obs observation, now metav1.Time) qjv1.
 	return status
 }
 
-// newRun is the record of a run whose Job the status does not know yet.
-func newRun(job *batchv1.Job, n int64) *qjv1.Run {
-	start := job.CreationTimestamp
-	run := &qjv1.Run{
-		Number:     n,
-		JobName:    job.Name,
-		Trigger:    qjv1.RunTrigger(job.Annotations[qjv1.AnnotationRunTrigger]),
+// newRun is the record of a run whose Job the controller created: it holds
+// the Job's UID and the output spec the run writes.
+func newRun(s *startedRun, now metav1.Time) *qjv1.Run {
+	start := s.job.CreationTimestamp
+	if start.IsZero() {
+		start = now
+	}
+	return &qjv1.Run{
+		Number:     s.run.Number,
+		JobName:    s.job.Name,
+		JobUID:     s.job.UID,
+		Trigger:    s.run.By,
 		Result:     qjv1.RunRunning,
-		InputsHash: job.Annotations[qjv1.AnnotationInputsHash],
+		StartTime:  &start,
+		InputsHash: s.run.InputsHash,
+		Output:     s.output.DeepCopy(),
 	}
-	if !start.IsZero() {
-		run.StartTime = &start
-	}
-	return run
 }
 
 // finish records a run that just ended in the status fields that describe

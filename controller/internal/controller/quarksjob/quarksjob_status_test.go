@@ -1,6 +1,7 @@
 package quarksjob
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
 	"code.cloudfoundry.org/quarks-job/controller/internal/references"
@@ -35,13 +37,14 @@ func TestComputeStatus(t *testing.T) {
 			t.Fatal(err)
 		}
 		job.CreationTimestamp = now
+		job.UID = types.UID(fmt.Sprintf("job-uid-%d", n))
 		if finished != "" {
 			job.Status.Conditions = []batchv1.JobCondition{{Type: finished, Status: corev1.ConditionTrue, LastTransitionTime: now}}
 		}
 		return *job
 	}
 	running := func(n int64) *qjv1.Run {
-		return &qjv1.Run{Number: n, JobName: runs.JobName("q", n), Trigger: qjv1.RunTriggerOnce, Result: qjv1.RunRunning}
+		return &qjv1.Run{Number: n, JobName: runs.JobName("q", n), JobUID: types.UID(fmt.Sprintf("job-uid-%d", n)), Trigger: qjv1.RunTriggerOnce, Result: qjv1.RunRunning}
 	}
 	succeeded := func(n int64) *qjv1.Run {
 		return &qjv1.Run{Number: n, JobName: runs.JobName("q", n), Trigger: qjv1.RunTriggerOnce, Result: qjv1.RunSucceeded}
@@ -79,14 +82,38 @@ func TestComputeStatus(t *testing.T) {
 			name: "a new Job is the newest run",
 			qjob: qjobWith(nil, &trigger.Request{Run: 1, By: qjv1.RunTriggerOnce}),
 			obs: func(q *qjv1.QuarksJob) observation {
-				return observation{jobs: []batchv1.Job{jobOf(q, 1, qjv1.RunTriggerOnce, "")}}
+				job := jobOf(q, 1, qjv1.RunTriggerOnce, "")
+				q.Spec.Output = &qjv1.Output{OutputMap: qjv1.OutputMap{"c": {"f.json": {Name: "s"}}}}
+				return observation{jobs: []batchv1.Job{job}, started: &startedRun{
+					run: runs.Run{Number: 1, By: qjv1.RunTriggerOnce, InputsHash: "h"}, job: &job, output: q.Spec.Output}}
 			},
 			want: want{run: 1, result: qjv1.RunRunning, trigger: qjv1.RunTriggerOnce, active: metav1.ConditionTrue, pending: metav1.ConditionFalse, waiting: metav1.ConditionFalse},
 			check: func(t *testing.T, s qjv1.QuarksJobStatus) {
 				if s.LastRun.StartTime == nil || s.LastRun.InputsHash != "h" || s.InputsHash != "h" {
 					t.Errorf("lastRun = %+v, inputsHash = %q; want the Job's start and hash", s.LastRun, s.InputsHash)
 				}
+				if s.LastRun.JobUID != "job-uid-1" || s.LastRun.Output == nil || s.LastRun.Output.OutputMap["c"]["f.json"].Name != "s" {
+					t.Errorf("lastRun = %+v; want the Job's UID and the output spec recorded", s.LastRun)
+				}
 			},
+		},
+		{
+			name: "a Job that only claims to be a run is no run",
+			qjob: qjobWith(nil, nil),
+			obs: func(q *qjv1.QuarksJob) observation {
+				return observation{jobs: []batchv1.Job{jobOf(q, 99, qjv1.RunTriggerNow, batchv1.JobComplete)}}
+			},
+			want: want{active: metav1.ConditionFalse, pending: metav1.ConditionFalse, waiting: metav1.ConditionFalse},
+		},
+		{
+			name: "the running run's name on a Job with another UID decides nothing",
+			qjob: qjobWith(running(2), nil),
+			obs: func(q *qjv1.QuarksJob) observation {
+				forged := jobOf(q, 2, qjv1.RunTriggerOnce, batchv1.JobComplete)
+				forged.UID = "forged"
+				return observation{jobs: []batchv1.Job{forged}}
+			},
+			want: want{run: 2, result: qjv1.RunRunning, trigger: qjv1.RunTriggerOnce, active: metav1.ConditionTrue, pending: metav1.ConditionFalse, waiting: metav1.ConditionFalse},
 		},
 		{
 			name: "the running run's Job completed",

@@ -1,0 +1,149 @@
+package outputendpoint
+
+import (
+	"context"
+	"crypto/sha256"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/semaphore"
+	"golang.org/x/time/rate"
+)
+
+// Limits bound what hostile or runaway uploads can cost the controller.
+type Limits struct {
+	// MaxBytesInFlight bounds the upload bodies held in memory at once; an
+	// upload waits for room (up to BusyWait) or is answered 503, and the
+	// persister retries. At least one maximal upload always fits.
+	MaxBytesInFlight int64
+	// BusyWait is how long an upload waits for room before a 503.
+	BusyWait time.Duration
+	// TokenReviewsPerSecond bounds the TokenReviews spent on tokens the
+	// endpoint has not seen; beyond it, unknown tokens are answered 429.
+	TokenReviewsPerSecond float64
+	// TokenReviewBurst is the burst of TokenReviews allowed.
+	TokenReviewBurst int
+}
+
+// Default limits.
+const (
+	DefaultMaxBytesInFlight      = 2 * maxBodyBytes
+	DefaultBusyWait              = 5 * time.Second
+	DefaultTokenReviewsPerSecond = 50
+	DefaultTokenReviewBurst      = 100
+	// reviewedTTL is how long a token's review is reused: a pod-bound token
+	// stays valid for its pod's life, and every upload reads the pod again.
+	reviewedTTL = time.Minute
+	// refusedTTL is how long a refused token is refused without a review.
+	refusedTTL = 30 * time.Second
+	// maxCachedTokens bounds the review cache.
+	maxCachedTokens = 4096
+	// maxTokenBytes is more than any service-account token is.
+	maxTokenBytes = 16 << 10
+)
+
+type limits struct {
+	bytes    *semaphore.Weighted
+	maxBytes int64
+	busyWait time.Duration
+	reviews  *rate.Limiter
+
+	mu     sync.Mutex
+	tokens map[[32]byte]reviewed
+}
+
+type reviewed struct {
+	ref     podRef
+	err     error
+	expires time.Time
+}
+
+func newLimits(l Limits) *limits {
+	if l.MaxBytesInFlight < maxBodyBytes {
+		l.MaxBytesInFlight = max(DefaultMaxBytesInFlight, maxBodyBytes)
+	}
+	if l.BusyWait <= 0 {
+		l.BusyWait = DefaultBusyWait
+	}
+	if l.TokenReviewsPerSecond <= 0 {
+		l.TokenReviewsPerSecond = DefaultTokenReviewsPerSecond
+	}
+	if l.TokenReviewBurst <= 0 {
+		l.TokenReviewBurst = DefaultTokenReviewBurst
+	}
+	return &limits{
+		bytes: semaphore.NewWeighted(l.MaxBytesInFlight), maxBytes: l.MaxBytesInFlight, busyWait: l.BusyWait,
+		reviews: rate.NewLimiter(rate.Limit(l.TokenReviewsPerSecond), l.TokenReviewBurst),
+		tokens:  map[[32]byte]reviewed{},
+	}
+}
+
+// admitBody reserves room for a request body of the announced length (the
+// most a body may be when none is announced) and returns its release.
+func (l *limits) admitBody(ctx context.Context, r *http.Request) (release func(), err error) {
+	weight := int64(maxBodyBytes)
+	if r.ContentLength > 0 && r.ContentLength < weight {
+		weight = r.ContentLength
+	}
+	wait, cancel := context.WithTimeout(ctx, l.busyWait)
+	defer cancel()
+	if err := l.bytes.Acquire(wait, weight); err != nil {
+		return nil, refuse(http.StatusServiceUnavailable, "the output endpoint is busy with other uploads; try again")
+	}
+	return func() { l.bytes.Release(weight) }, nil
+}
+
+// awaitReview waits for the TokenReview rate to allow one more, at most
+// busyWait; then the upload is answered 429 and the persister retries.
+func (l *limits) awaitReview(ctx context.Context) error {
+	wait, cancel := context.WithTimeout(ctx, l.busyWait)
+	defer cancel()
+	if err := l.reviews.Wait(wait); err != nil {
+		return refuse(http.StatusTooManyRequests, "too many uploads with tokens not seen before; try again")
+	}
+	return nil
+}
+
+// plausibleToken refuses, without a TokenReview, what cannot be a
+// service-account token (a JWT: three base64url parts).
+func plausibleToken(token string) bool {
+	return len(token) <= maxTokenBytes && strings.Count(token, ".") == 2
+}
+
+// cached returns the earlier review of token, if still fresh.
+func (l *limits) cached(token string, now time.Time) (reviewed, bool) {
+	key := sha256.Sum256([]byte(token))
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r, ok := l.tokens[key]
+	if !ok || now.After(r.expires) {
+		return reviewed{}, false
+	}
+	return r, true
+}
+
+// remember caches a review: an accepted token for reviewedTTL, a refused
+// one for refusedTTL. Reviews that failed for want of the API server are
+// not cached.
+func (l *limits) remember(token string, ref podRef, err error, now time.Time) {
+	ttl := reviewedTTL
+	if err != nil {
+		ttl = refusedTTL
+	}
+	key := sha256.Sum256([]byte(token))
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.tokens) >= maxCachedTokens {
+		for k, r := range l.tokens {
+			if now.After(r.expires) {
+				delete(l.tokens, k)
+			}
+		}
+		if len(l.tokens) >= maxCachedTokens {
+			clear(l.tokens)
+		}
+	}
+	l.tokens[key] = reviewed{ref: ref, err: err, expires: now.Add(ttl)}
+}
