@@ -37,6 +37,7 @@ func TestProduct(t *testing.T) {
 		t.Run("restricted-namespace", testRestrictedNamespace)
 		t.Run("created-before-its-configmap", testCreatedBeforeItsConfigMap)
 		t.Run("versioned-secret-reference", testVersionedSecretReference)
+		t.Run("forgery", testForgery)
 	})
 	t.Logf("figure: parallel tests took %s", time.Since(start).Round(100*time.Millisecond))
 	t.Run("webhook-unavailable", testWebhookUnavailable)

@@ -2,6 +2,10 @@
 // kubernetes Service with the pod's projected service-account token and
 // prints who the API server says the pod is (a SelfSubjectReview). busybox
 // cannot do this: its TLS client is refused by Go servers.
+//
+// "probe flood URL COUNT" instead plays an attacker against the output
+// endpoint: COUNT uploads with made-up bearer tokens, 16 at a time, and a
+// line with how many got each status and how long it took.
 package main
 
 import (
@@ -13,12 +17,22 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sort"
+	"strconv"
+	"sync"
 	"time"
 )
 
 const serviceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 func main() {
+	if len(os.Args) == 4 && os.Args[1] == "flood" {
+		if err := flood(os.Args[2], os.Args[3]); err != nil {
+			fmt.Fprintln(os.Stderr, "probe flood:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := selfSubjectReview(); err != nil {
 		fmt.Fprintln(os.Stderr, "probe:", err)
 		os.Exit(1)
@@ -66,5 +80,63 @@ func selfSubjectReview() error {
 		return fmt.Errorf("POST %s: %s: %s", url, resp.Status, answer)
 	}
 	fmt.Printf("api server %s answered: %s\n", net.JoinHostPort(host, port), answer)
+	return nil
+}
+
+// flood sends count uploads with made-up tokens to url and prints the
+// statuses it got. It is bounded in count and in time (each request 10 s).
+func flood(url, countArg string) error {
+	count, err := strconv.Atoi(countArg)
+	if err != nil || count < 1 || count > 100000 {
+		return fmt.Errorf("count %q: want 1..100000", countArg)
+	}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		// The attacker does not care whom it talks to.
+		TLSClientConfig:     &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // an attacker's client
+		MaxIdleConnsPerHost: 16,
+	}}
+	body := bytes.Repeat([]byte("x"), 64<<10)
+	var mu sync.Mutex
+	statuses := map[string]int{}
+	next := make(chan int)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+				if err != nil {
+					continue
+				}
+				req.Header.Set("Authorization", fmt.Sprintf("Bearer made.up.token-%d", i))
+				status := "error"
+				if resp, err := client.Do(req); err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					status = strconv.Itoa(resp.StatusCode)
+				}
+				mu.Lock()
+				statuses[status]++
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := range count {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	keys := make([]string, 0, len(statuses))
+	for k := range statuses {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	fmt.Printf("flood: %d requests in %s;", count, time.Since(start).Round(time.Millisecond))
+	for _, k := range keys {
+		fmt.Printf(" %s=%d", k, statuses[k])
+	}
+	fmt.Println()
 	return nil
 }
