@@ -59,6 +59,10 @@ const (
 	webhookConfiguration = "quarks-job-webhook"
 	crdName              = "quarksjobs.quarks.cloudfoundry.org"
 
+	// versionedSecretWriter stands for another operator that writes versioned Secrets: the
+	// install exempts it from the admission policy, and tests impersonate it.
+	versionedSecretWriter = "system:serviceaccount:" + releaseNS + ":versioned-secret-writer"
+
 	// installTimeout bounds a rollout: image pulls, the webhook's certificates, the controller
 	// waiting for its output certificate.
 	installTimeout = 4 * time.Minute
@@ -168,6 +172,8 @@ func connect() error {
 		"persister.image.repository=" + suite.imageRepo + "/quarks-job-persister",
 		"persister.image.tag=" + suite.imageTag,
 		"persister.image.pullPolicy=" + suite.pullPolicy,
+		// Another operator writing versioned Secrets (as quarks-secret does) is listed here.
+		"admissionPolicy.exemptUsers[0]=" + versionedSecretWriter,
 	}
 	suite.chart, err = loader.Load(chartDir)
 	if err != nil {

@@ -38,6 +38,7 @@ func TestProduct(t *testing.T) {
 		t.Run("created-before-its-configmap", testCreatedBeforeItsConfigMap)
 		t.Run("versioned-secret-reference", testVersionedSecretReference)
 		t.Run("forgery", testForgery)
+		t.Run("many-pods", testManyPods)
 	})
 	t.Logf("figure: parallel tests took %s", time.Since(start).Round(100*time.Millisecond))
 	t.Run("webhook-unavailable", testWebhookUnavailable)

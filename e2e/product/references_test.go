@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -71,17 +72,15 @@ func testCreatedBeforeItsConfigMap(t *testing.T) {
 func testVersionedSecretReference(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "versioned", nil)
+	// The family is written by another operator, as quarks-secret does.
+	writer := impersonating(t, versionedSecretWriter)
 	versioned := func(name, version string) {
-		e.apply(name, []byte(fmt.Sprintf(`apiVersion: v1
-kind: Secret
-metadata:
-  name: %s
-  labels:
-    quarks.cloudfoundry.org/secret-kind: versionedSecret
-    quarks.cloudfoundry.org/secret-version: "%s"
-stringData:
-  value: %s
-`, name, version, name)))
+		secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
+			qjv1.LabelSecretKind: qjv1.SecretKindVersioned, qjv1.LabelSecretVersion: version}},
+			StringData: map[string]string{"value": name}}
+		if _, err := writer.CoreV1().Secrets(e.namespace).Create(e.ctx, secret, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("create Secret %s: %v", name, err)
+		}
 	}
 	readSecret := func(run int64) string {
 		pod := e.onlyRunPod("foo-reader", run).pod

@@ -221,6 +221,15 @@ type OutputUpload struct {
 	// +required
 	Pod string `json:"pod"`
 
+	// index is the pod's completion index, for an Indexed Job.
+	// +optional
+	Index *int32 `json:"index,omitempty"`
+
+	// succeeded is true when every container of the pod that declares output
+	// exited with code 0.
+	// +optional
+	Succeeded bool `json:"succeeded,omitempty"`
+
 	// persisted is true when every declared output that had to be written was
 	// written.
 	// +optional

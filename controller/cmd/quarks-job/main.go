@@ -54,6 +54,7 @@ func newCommand() *cobra.Command {
 	f.String("log-level", "info", "log level: debug, info or error")
 	f.Int("workers", 16, "QuarksJobs reconciled in parallel")
 	f.Duration("config-change-debounce", time.Second, "how long referenced configuration must stay unchanged before a change runs a one-off again")
+	f.Duration("run-start-timeout", quarksjob.DefaultRunStartTimeout, "how long a run's pods may take to start (created, scheduled, images pulled) before the run fails with the reason")
 	f.Bool("leader-elect", false, "elect a leader so that only one replica acts")
 	f.String("leader-election-namespace", "", "namespace of the leader election lease; the pod's namespace when empty")
 	f.String("leader-election-id", "quarks-job.quarks.cloudfoundry.org", "name of the leader election lease")
@@ -133,6 +134,7 @@ func run(v *viper.Viper) error {
 		Recorder:  mgr.GetEventRecorder("quarks-job"),
 
 		ConfigChangeDebounce: v.GetDuration("config-change-debounce"),
+		RunStartTimeout:      v.GetDuration("run-start-timeout"),
 		NamespaceSelector:    namespaceSelector,
 	}
 	if err := reconciler.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: v.GetInt("workers")}); err != nil {

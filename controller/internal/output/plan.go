@@ -107,6 +107,17 @@ func ContainersAwaitingExit(spec *qjv1.Output, states map[string]ContainerState)
 	return waiting
 }
 
+// AllExitedZero reports whether every declared container of the pod exited
+// with code 0: the pod did its part of the run.
+func AllExitedZero(spec *qjv1.Output, states map[string]ContainerState) bool {
+	for container := range spec.OutputMap {
+		if s := states[container]; !s.InPod || !s.Terminated || s.ExitCode != 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // Compute decides what an upload leads to. It never trusts the upload: every
 // file is parsed again, and only files the spec declares are used.
 func Compute(spec *qjv1.Output, req *upload.Request, states map[string]ContainerState) Plan {

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -118,7 +120,7 @@ type outcome struct {
 // persist validates the upload against the Job's snapshotted output spec,
 // writes the Secrets, records the Result on the Job and emits Events.
 func (h *handler) persist(ctx context.Context, log logr.Logger, run *run, req *upload.Request) outcome {
-	result := upload.Result{Pod: run.pod.Name}
+	result := upload.Result{Pod: run.pod.Name, Index: completionIndex(run.pod)}
 	var retry string
 	var notices notices
 	defer func() { h.emit(run, notices) }()
@@ -135,6 +137,7 @@ func (h *handler) persist(ctx context.Context, log logr.Logger, run *run, req *u
 			retry = err.Error()
 		}
 		plan := output.Compute(spec, req, states)
+		result.Succeeded = output.AllExitedZero(spec, states)
 		for _, p := range plan.Problems {
 			result.Problems = append(result.Problems, p.Message)
 			if p.Reason != output.ReasonExitCodeUnknown { // transient: the persister retries
@@ -199,6 +202,21 @@ func (h *handler) waitForExitCodes(ctx context.Context, run *run, spec *qjv1.Out
 			pod = fresh
 		}
 	}
+}
+
+// completionIndex is the pod's completion index in an Indexed Job, which the
+// Job controller annotates; nil for other pods.
+func completionIndex(pod *corev1.Pod) *int32 {
+	raw, ok := pod.Annotations[batchv1.JobCompletionIndexAnnotation]
+	if !ok {
+		return nil
+	}
+	i, err := strconv.ParseInt(raw, 10, 32)
+	if err != nil || i < 0 {
+		return nil
+	}
+	index := int32(i)
+	return &index
 }
 
 // containerStates reads the exit codes from the pod's status. Regular and

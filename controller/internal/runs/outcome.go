@@ -2,6 +2,7 @@ package runs
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -44,7 +45,7 @@ func OutcomeOf(job *batchv1.Job, run *qjv1.Run) Outcome {
 			o.Result, o.Message = qjv1.RunSucceeded, "the job completed"
 			o.CompletionTime = completionTime(job, c)
 			if o.DeclaresOutput {
-				o.checkOutput()
+				o.checkOutput(job, run.Uploads)
 			}
 			return o
 		case batchv1.JobFailed:
@@ -84,17 +85,113 @@ func combine(uploads []qjv1.OutputUpload) *upload.Result {
 	return combined
 }
 
-// checkOutput turns a succeeded run whose declared output was not persisted
-// into a failed one.
-func (o *Outcome) checkOutput() {
-	switch {
-	case o.Output == nil:
-		o.Result, o.Message = qjv1.RunFailed, "the job completed but its output was not persisted: no upload was received from the persister"
-	case !o.Output.Persisted:
-		o.Result, o.Message = qjv1.RunFailed, "the job completed but its output was not persisted: "+strings.Join(o.Output.Problems, "; ")
-	case len(o.Output.Problems) > 0:
+// checkOutput turns a completed run into a failed one unless every pod that
+// had to succeed persisted its declared output: the pod of each completed
+// index of an Indexed Job, else as many pods as the Job counts succeeded.
+// The message names what is missing.
+func (o *Outcome) checkOutput(job *batchv1.Job, uploads []qjv1.OutputUpload) {
+	if missing := missingOutput(job, uploads); len(missing) > 0 {
+		o.Result, o.Message = qjv1.RunFailed, "the job completed but its output was not persisted: "+strings.Join(missing, "; ")
+		return
+	}
+	if len(o.Output.Problems) > 0 {
 		o.Message = "the job completed; output: " + strings.Join(o.Output.Problems, "; ")
 	}
+}
+
+// done reports whether an upload shows its pod did its part: every declaring
+// container exited 0 and its output was persisted.
+func done(u qjv1.OutputUpload) bool { return u.Succeeded && u.Persisted }
+
+// missingOutput lists, for the pods a completed Job needed, the output that
+// was not persisted.
+func missingOutput(job *batchv1.Job, uploads []qjv1.OutputUpload) []string {
+	if job.Spec.CompletionMode != nil && *job.Spec.CompletionMode == batchv1.IndexedCompletion {
+		var missing []string
+		for _, index := range completedIndexes(job) {
+			var tried []qjv1.OutputUpload
+			ok := false
+			for _, u := range uploads {
+				if u.Index != nil && *u.Index == index {
+					ok = ok || done(u)
+					tried = append(tried, u)
+				}
+			}
+			switch {
+			case ok:
+			case len(tried) == 0:
+				missing = append(missing, fmt.Sprintf("index %d: no upload was received from its pod", index))
+			default:
+				last := tried[len(tried)-1]
+				missing = append(missing, fmt.Sprintf("index %d (pod %s): %s", index, last.Pod, describeUpload(last)))
+			}
+		}
+		return missing
+	}
+
+	required := max(int(job.Status.Succeeded), 1)
+	var good int
+	var failed []qjv1.OutputUpload
+	for _, u := range uploads {
+		if done(u) {
+			good++
+		} else {
+			failed = append(failed, u)
+		}
+	}
+	switch {
+	case good >= required:
+		return nil
+	case len(uploads) == 0:
+		return []string{"no upload was received from the persister"}
+	case required == 1 && len(failed) > 0:
+		return []string{describeUpload(failed[len(failed)-1])}
+	}
+	missing := []string{fmt.Sprintf("%d of the %d pods that succeeded persisted their output", good, required)}
+	for _, u := range failed {
+		missing = append(missing, fmt.Sprintf("pod %s: %s", u.Pod, describeUpload(u)))
+	}
+	return missing
+}
+
+func describeUpload(u qjv1.OutputUpload) string {
+	switch {
+	case len(u.Problems) > 0:
+		return strings.Join(u.Problems, "; ")
+	case !u.Succeeded:
+		return "a container that declares output did not exit with code 0"
+	default:
+		return "its output was not persisted"
+	}
+}
+
+// completedIndexes are the indexes the Job completed, from its status
+// ("0-2,4"), or every index below its completions when the status has none.
+func completedIndexes(job *batchv1.Job) []int32 {
+	var indexes []int32
+	for _, part := range strings.Split(job.Status.CompletedIndexes, ",") {
+		if part == "" {
+			continue
+		}
+		first, last, isRange := strings.Cut(part, "-")
+		lo, err1 := strconv.ParseInt(first, 10, 32)
+		hi, err2 := lo, error(nil)
+		if isRange {
+			hi, err2 = strconv.ParseInt(last, 10, 32)
+		}
+		if err1 != nil || err2 != nil || hi < lo {
+			continue
+		}
+		for i := lo; i <= hi; i++ {
+			indexes = append(indexes, int32(i))
+		}
+	}
+	if len(indexes) == 0 && job.Spec.Completions != nil {
+		for i := int32(0); i < *job.Spec.Completions; i++ {
+			indexes = append(indexes, i)
+		}
+	}
+	return indexes
 }
 
 func completionTime(job *batchv1.Job, c batchv1.JobCondition) *metav1.Time {

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/utils/ptr"
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
 )
@@ -225,9 +226,9 @@ func TestOutcomeOf(t *testing.T) {
 		{"complete, output declared, no upload", &qjv1.Run{Output: declared}, complete, qjv1.RunFailed, "no upload"},
 		{"complete, output not persisted", &qjv1.Run{Output: declared,
 			Uploads: []qjv1.OutputUpload{{Pod: "p", Problems: []string{`file "a.json": bad`}}}}, complete, qjv1.RunFailed, `"a.json"`},
-		{"complete, output persisted", &qjv1.Run{Output: declared, Uploads: []qjv1.OutputUpload{{Pod: "p", Persisted: true}}}, complete, qjv1.RunSucceeded, "completed"},
+		{"complete, output persisted", &qjv1.Run{Output: declared, Uploads: []qjv1.OutputUpload{{Pod: "p", Succeeded: true, Persisted: true}}}, complete, qjv1.RunSucceeded, "completed"},
 		{"a retry persisted after a failed pod", &qjv1.Run{Output: declared, Uploads: []qjv1.OutputUpload{
-			{Pod: "p1", Problems: []string{"x"}}, {Pod: "p2", Persisted: true}}}, complete, qjv1.RunSucceeded, "completed"},
+			{Pod: "p1", Problems: []string{"x"}}, {Pod: "p2", Succeeded: true, Persisted: true}}}, complete, qjv1.RunSucceeded, "completed"},
 	}
 	for _, c := range cases {
 		job := &batchv1.Job{Status: batchv1.JobStatus{Conditions: c.conditions}}
@@ -237,6 +238,57 @@ func TestOutcomeOf(t *testing.T) {
 		}
 		if c.want != qjv1.RunRunning && o.CompletionTime == nil {
 			t.Errorf("%s: no completion time", c.name)
+		}
+	}
+}
+
+// TestOutcomeOfManyPods: a completed run succeeds only when every pod the Job
+// needed persisted its output: each completed index, each succeeded pod.
+func TestOutcomeOfManyPods(t *testing.T) {
+	declared := &qjv1.Output{OutputMap: qjv1.OutputMap{"c": {"a.json": {Name: "a"}}}}
+	complete := []batchv1.JobCondition{{Type: batchv1.JobComplete, Status: corev1.ConditionTrue}}
+	index := func(i int32) *int32 { return &i }
+	indexed := batchv1.IndexedCompletion
+	cases := []struct {
+		name    string
+		spec    batchv1.JobSpec
+		status  batchv1.JobStatus
+		uploads []qjv1.OutputUpload
+		want    qjv1.RunResult
+		message string
+	}{
+		{"indexed, every index persisted", batchv1.JobSpec{CompletionMode: &indexed, Completions: ptr.To[int32](2)},
+			batchv1.JobStatus{Succeeded: 2, CompletedIndexes: "0-1"},
+			[]qjv1.OutputUpload{{Pod: "p0", Index: index(0), Succeeded: true, Persisted: true}, {Pod: "p1", Index: index(1), Succeeded: true, Persisted: true}},
+			qjv1.RunSucceeded, "completed"},
+		{"indexed, index 1 wrote nothing", batchv1.JobSpec{CompletionMode: &indexed, Completions: ptr.To[int32](2)},
+			batchv1.JobStatus{Succeeded: 2, CompletedIndexes: "0-1"},
+			[]qjv1.OutputUpload{{Pod: "p0", Index: index(0), Succeeded: true, Persisted: true},
+				{Pod: "p1", Index: index(1), Succeeded: true, Problems: []string{`output file "a.json" of container "c" was not written`}}},
+			qjv1.RunFailed, `index 1 (pod p1): output file "a.json" of container "c" was not written`},
+		{"indexed, index 2 never uploaded", batchv1.JobSpec{CompletionMode: &indexed, Completions: ptr.To[int32](3)},
+			batchv1.JobStatus{Succeeded: 3, CompletedIndexes: "0,1-2"},
+			[]qjv1.OutputUpload{{Pod: "p0", Index: index(0), Succeeded: true, Persisted: true}, {Pod: "p1", Index: index(1), Succeeded: true, Persisted: true}},
+			qjv1.RunFailed, "index 2: no upload was received from its pod"},
+		{"indexed, a retried index persisted on its second pod", batchv1.JobSpec{CompletionMode: &indexed, Completions: ptr.To[int32](1)},
+			batchv1.JobStatus{Succeeded: 1, CompletedIndexes: "0"},
+			[]qjv1.OutputUpload{{Pod: "p0a", Index: index(0), Problems: []string{"exited 1"}}, {Pod: "p0b", Index: index(0), Succeeded: true, Persisted: true}},
+			qjv1.RunSucceeded, "completed"},
+		{"two completions, both persisted", batchv1.JobSpec{Completions: ptr.To[int32](2), Parallelism: ptr.To[int32](2)},
+			batchv1.JobStatus{Succeeded: 2},
+			[]qjv1.OutputUpload{{Pod: "a", Succeeded: true, Persisted: true}, {Pod: "b", Succeeded: true, Persisted: true}},
+			qjv1.RunSucceeded, "completed"},
+		{"two completions, one persisted", batchv1.JobSpec{Completions: ptr.To[int32](2), Parallelism: ptr.To[int32](2)},
+			batchv1.JobStatus{Succeeded: 2},
+			[]qjv1.OutputUpload{{Pod: "a", Succeeded: true, Persisted: true}, {Pod: "b", Succeeded: true, Problems: []string{"bad"}}},
+			qjv1.RunFailed, "1 of the 2 pods that succeeded persisted their output; pod b: bad"},
+	}
+	for _, c := range cases {
+		job := &batchv1.Job{Spec: c.spec, Status: c.status}
+		job.Status.Conditions = complete
+		o := OutcomeOf(job, &qjv1.Run{Output: declared, Uploads: c.uploads})
+		if o.Result != c.want || !strings.Contains(o.Message, c.message) {
+			t.Errorf("%s: got %s %q; want %s containing %q", c.name, o.Result, o.Message, c.want, c.message)
 		}
 	}
 }

@@ -50,6 +50,11 @@ type Reconciler struct {
 	// namespaces whose labels it matches (the original's
 	// quarks.cloudfoundry.org/monitored label, for example).
 	NamespaceSelector labels.Selector
+	// RunStartTimeout is how long a run's pods may take to start (be
+	// created, scheduled, pull their images); a run none of whose pods
+	// started by then fails with the reason the API gives. 0 means
+	// DefaultRunStartTimeout.
+	RunStartTimeout time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 
@@ -167,6 +172,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if err := r.lookForLastJob(ctx, qjob, &obs); err != nil {
 		return reconcile.Result{}, err
 	}
+	startCheck, err := r.checkStarted(ctx, qjob, &obs)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	recheck = soonest(recheck, startCheck)
 	if requested && idle(qjob.Status.LastRun) && request.Run > lastNumber(qjob.Status.LastRun) {
 		if err := r.start(ctx, qjob, fresh, &obs); err != nil {
 			return reconcile.Result{}, err
@@ -179,7 +189,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 
 	status := computeStatus(qjob, obs, metav1.NewTime(r.Now()))
 	if equality.Semantic.DeepEqual(status, qjob.Status) {
-		return reconcile.Result{RequeueAfter: recheck}, r.release(ctx, qjob, &obs)
+		return reconcile.Result{RequeueAfter: recheck}, r.settleJob(ctx, qjob, &obs)
 	}
 	before := qjob.DeepCopy()
 	status.LastReconcile = &metav1.Time{Time: r.Now().Truncate(time.Second)}
@@ -192,7 +202,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{}, fmt.Errorf("writing status: %w", err)
 	}
 	r.report(before, qjob)
-	return reconcile.Result{RequeueAfter: recheck}, r.release(ctx, qjob, &obs)
+	return reconcile.Result{RequeueAfter: recheck}, r.settleJob(ctx, qjob, &obs)
 }
 
 // warnForeignJobs reports the running Jobs that claim this QuarksJob as
@@ -521,22 +531,35 @@ func (r *Reconciler) cleanup(ctx context.Context, qjob *qjv1.QuarksJob, obs *obs
 
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=patch
 
-// release resumes the recorded running run's Job, which the controller
-// created suspended: its pods start only now that the QuarksJob's status
-// holds the Job's UID, so every upload from them can be checked against it.
-func (r *Reconciler) release(ctx context.Context, qjob *qjv1.QuarksJob, obs *observation) error {
+// settleJob makes the recorded run's Job match the record. It resumes the
+// Job of a running run, which the controller created suspended: its pods
+// start only once the QuarksJob's status holds the Job's UID, so every
+// upload from them can be checked against it. It suspends the Job of a run
+// that ended while its Job had not (its pods never started): nothing of an
+// ended run goes on.
+func (r *Reconciler) settleJob(ctx context.Context, qjob *qjv1.QuarksJob, obs *observation) error {
 	last := qjob.Status.LastRun
-	if last == nil || last.Result != qjv1.RunRunning || last.JobUID == "" {
+	if last == nil || last.JobUID == "" {
 		return nil
 	}
 	job := obs.recordedJob(last)
-	if job == nil || job.Spec.Suspend == nil || !*job.Spec.Suspend || !job.DeletionTimestamp.IsZero() {
+	if job == nil || !job.DeletionTimestamp.IsZero() {
 		return nil
 	}
-	patch := fmt.Sprintf(`{"metadata":{"uid":%q},"spec":{"suspend":false}}`, job.UID)
+	suspended := job.Spec.Suspend != nil && *job.Spec.Suspend
+	var want bool
+	switch {
+	case last.Result == qjv1.RunRunning && suspended:
+		want = false
+	case last.Result != qjv1.RunRunning && !suspended && runs.OutcomeOf(job, nil).Result == qjv1.RunRunning:
+		want = true
+	default:
+		return nil
+	}
+	patch := fmt.Sprintf(`{"metadata":{"uid":%q},"spec":{"suspend":%t}}`, job.UID, want)
 	err := r.Client.Patch(ctx, job, client.RawPatch(types.MergePatchType, []byte(patch)))
 	if client.IgnoreNotFound(err) != nil {
-		return fmt.Errorf("resuming Job %s of run %d: %w", job.Name, last.Number, err)
+		return fmt.Errorf("setting suspend=%t on Job %s of run %d: %w", want, job.Name, last.Number, err)
 	}
 	return nil
 }

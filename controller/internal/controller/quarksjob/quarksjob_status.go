@@ -49,6 +49,9 @@ type observation struct {
 	waitingFor []references.Ref
 	// configChange is the run a settled configuration change asks for.
 	configChange *trigger.Request
+	// stuck, when set, says why no pod of the running run started within
+	// the run start timeout.
+	stuck string
 }
 
 // startedRun is a run whose Job the controller created.
@@ -105,6 +108,10 @@ func computeStatus(qjob *qjv1.QuarksJob, obs observation, now metav1.Time) qjv1.
 			// Deleted by someone while it ran: it will never finish.
 			last.Result, last.CompletionTime = qjv1.RunFailed, &now
 			last.Message = fmt.Sprintf("the Job %s was deleted before it finished", last.JobName)
+			finish(&status, last, nil)
+		case obs.stuck != "":
+			// Its pods could not start: it would never finish.
+			last.Result, last.CompletionTime, last.Message = qjv1.RunFailed, &now, obs.stuck
 			finish(&status, last, nil)
 		}
 	}

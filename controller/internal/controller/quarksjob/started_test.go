@@ -1,0 +1,63 @@
+package quarksjob
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
+)
+
+// TestRunWhosePodsCannotBeCreatedFails: the test API server has no Job
+// controller, so no pod starts; the run fails after the run start timeout
+// with the API's reason from the Job's FailedCreate Event, and its Job is
+// suspended so that nothing of the ended run goes on.
+func TestRunWhosePodsCannotBeCreatedFails(t *testing.T) {
+	startOperatorWith(t, nil, func(r *Reconciler) { r.RunStartTimeout = 2 * time.Second })
+	ns := namespace(t)
+	if err := k8s.Create(ctx, newQJob(ns, "blocked", qjv1.StrategyOnce)); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, ns, "blocked", lastRun(1, qjv1.RunRunning))
+	job := &batchv1.Job{}
+	eventually(t, "the run's Job resumed", func() error {
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "blocked-1"}, job); err != nil {
+			return err
+		}
+		if job.Spec.Suspend != nil && *job.Spec.Suspend {
+			return fmt.Errorf("still suspended")
+		}
+		return nil
+	})
+	refusal := `Error creating: admission webhook "pods.quarks.cloudfoundry.org" denied the request: container "missing" is declared in output.outputMap`
+	now := metav1.Now()
+	event := &corev1.Event{
+		ObjectMeta:     metav1.ObjectMeta{Namespace: ns, Name: "blocked-1.failedcreate"},
+		InvolvedObject: corev1.ObjectReference{APIVersion: "batch/v1", Kind: "Job", Namespace: ns, Name: job.Name, UID: job.UID},
+		Reason:         "FailedCreate", Message: refusal, Type: corev1.EventTypeWarning,
+		Source:         corev1.EventSource{Component: "job-controller"},
+		FirstTimestamp: now, LastTimestamp: now, Count: 3,
+	}
+	if err := k8s.Create(ctx, event); err != nil {
+		t.Fatal(err)
+	}
+	q := waitStatus(t, ns, "blocked", lastRun(1, qjv1.RunFailed))
+	if msg := q.Status.LastRun.Message; !strings.Contains(msg, "no pod of Job blocked-1 started within 2s") || !strings.Contains(msg, refusal) {
+		t.Errorf("run 1 message = %q; want the timeout and the API's refusal", msg)
+	}
+	eventually(t, "the ended run's Job suspended", func() error {
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "blocked-1"}, job); err != nil {
+			return err
+		}
+		if job.Spec.Suspend == nil || !*job.Spec.Suspend {
+			return fmt.Errorf("not suspended")
+		}
+		return nil
+	})
+}
