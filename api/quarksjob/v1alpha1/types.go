@@ -312,9 +312,10 @@ type QuarksJobStatus struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=qjob;qjobs,categories=quarks
 // +kubebuilder:printcolumn:name="Strategy",type=string,JSONPath=`.spec.trigger.strategy`
-// +kubebuilder:printcolumn:name="Last Result",type=string,JSONPath=`.status.lastRun.result`
-// +kubebuilder:printcolumn:name="Runs",type=integer,JSONPath=`.status.runCount`
+// +kubebuilder:printcolumn:name="Last Run",type=integer,JSONPath=`.status.lastRun.number`
+// +kubebuilder:printcolumn:name="Result",type=string,JSONPath=`.status.lastRun.result`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.lastRun.message`
 type QuarksJob struct {
 	metav1.TypeMeta `json:",inline"`
 	// +optional

@@ -57,6 +57,10 @@ func NewJob(qjob *qjv1.QuarksJob, run Run) (*batchv1.Job, error) {
 		Spec: template.Spec,
 	}
 	job.Spec.Suspend = ptr.To(true)
+	// Kubernetes would delete a finished Job after ttlSecondsAfterFinished,
+	// maybe before the controller has read its outcome. The controller
+	// deletes a run's Job itself once the run's record holds its result.
+	job.Spec.TTLSecondsAfterFinished = nil
 	if run.InputsHash != "" {
 		job.Annotations[qjv1.AnnotationInputsHash] = run.InputsHash
 	}

@@ -116,6 +116,11 @@ func TestNewJob(t *testing.T) {
 	if job.Spec.Suspend == nil || !*job.Spec.Suspend {
 		t.Errorf("the Job is not created suspended")
 	}
+	withTTL := testQJob()
+	withTTL.Spec.Template.Spec.TTLSecondsAfterFinished = ptr.To[int32](0)
+	if j, _ := NewJob(withTTL, Run{Number: 1}); j.Spec.TTLSecondsAfterFinished != nil {
+		t.Errorf("ttlSecondsAfterFinished kept: Kubernetes could delete the Job before its outcome is read")
+	}
 	if n, ok := RunNumber(job); !ok || n != 3 {
 		t.Errorf("RunNumber = %d, %v", n, ok)
 	}

@@ -53,6 +53,9 @@ func Warnings(qj *qjv1.QuarksJob) []string {
 	for _, key := range qjv1.ReservedTemplateKeys(&qj.Spec.Template) {
 		warnings = append(warnings, key+" is reserved for the controller and is dropped from the run's Job")
 	}
+	if qj.Spec.Template.Spec.TTLSecondsAfterFinished != nil {
+		warnings = append(warnings, "spec.template.spec.ttlSecondsAfterFinished is dropped: the controller deletes a run's Job itself once the run is recorded")
+	}
 	return warnings
 }
 

@@ -279,3 +279,38 @@ func TestMissingReferenceHoldsTheRun(t *testing.T) {
 		return nil
 	})
 }
+
+// TestDoneWithoutARunReactsToChanges: a one-off already done but with no run
+// recorded (moved from the original operator) does not run for what is
+// there; it records the data as its baseline, and a change runs it.
+func TestDoneWithoutARunReactsToChanges(t *testing.T) {
+	startOperator(t, nil)
+	ns := namespace(t)
+	createConfigMap(t, ns, "config", map[string]string{"k": "1"})
+	qjob := configJob(ns, "moved", func(p *corev1.PodSpec) {
+		p.Containers[0].EnvFrom = []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: "config"}}}}
+	})
+	qjob.Spec.Trigger.Strategy = qjv1.StrategyDone
+	if err := k8s.Create(ctx, qjob); err != nil {
+		t.Fatal(err)
+	}
+	baseline := waitStatus(t, ns, "moved", func(q *qjv1.QuarksJob) error {
+		if q.Status.InputsHash == "" {
+			return fmt.Errorf("no baseline recorded")
+		}
+		return nil
+	}).Status.InputsHash
+	keepJobs(t, ns, 3*testDebounce)
+	if q := getQJob(t, ns, "moved"); q.Status.LastRun != nil {
+		t.Fatalf("a done one-off ran without a change: %+v", q.Status.LastRun)
+	}
+
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "config"}}
+	change(t, cm, func() { cm.Data["k"] = "2" })
+	waitJobs(t, ns, "moved-1")
+	q := waitStatus(t, ns, "moved", lastRun(1, qjv1.RunRunning))
+	if q.Status.LastRun.Trigger != qjv1.RunTriggerConfigChange || q.Status.LastRun.InputsHash == baseline {
+		t.Errorf("run 1: %+v; want a configuration change run with the new data's hash", q.Status.LastRun)
+	}
+}

@@ -311,11 +311,8 @@ func (r *Reconciler) detectConfigChange(ctx context.Context, qjob *qjv1.QuarksJo
 	if !qjob.Spec.UpdateOnConfigChange || qjob.Spec.Trigger.Strategy != qjv1.StrategyDone {
 		return 0, nil
 	}
-	newest, newestHash := lastNumber(qjob.Status.LastRun), ""
-	if last := qjob.Status.LastRun; last != nil {
-		newestHash = last.InputsHash
-	}
-	if newest == 0 || newestHash == "" || (requested && request.Run > newest) {
+	newest, newestHash := lastNumber(qjob.Status.LastRun), seenHash(qjob)
+	if requested && request.Run > newest {
 		// A requested run that has not started yet reads the newest data
 		// when it starts.
 		return 0, nil
@@ -324,6 +321,13 @@ func (r *Reconciler) detectConfigChange(ctx context.Context, qjob *qjv1.QuarksJo
 	in, err := r.readInputs(ctx, qjob, true)
 	if err != nil {
 		return 0, err
+	}
+	if newestHash == "" {
+		// "done" with no run seen (moved from the original operator, or a
+		// lost status): today's data is the baseline, and a change of it
+		// runs the job. Recording the baseline runs nothing.
+		obs.baseline = in.hash
+		return 0, nil
 	}
 	if in.hash == newestHash {
 		r.debounce.forget(key)
@@ -334,6 +338,15 @@ func (r *Reconciler) detectConfigChange(ctx context.Context, qjob *qjv1.QuarksJo
 	}
 	obs.configChange = &trigger.Request{Run: newest + 1, By: qjv1.RunTriggerConfigChange, At: r.Now()}
 	return 0, nil
+}
+
+// seenHash is the hash of the referenced data the newest run saw, or, before
+// any run, the baseline recorded for a one-off that is already done.
+func seenHash(qjob *qjv1.QuarksJob) string {
+	if last := qjob.Status.LastRun; last != nil && last.InputsHash != "" {
+		return last.InputsHash
+	}
+	return qjob.Status.InputsHash
 }
 
 // configChangeStillDue checks the configuration change a reconcile detected
@@ -381,7 +394,7 @@ func (r *Reconciler) start(ctx context.Context, qjob *qjv1.QuarksJob, fresh bool
 			return err
 		}
 	}
-	if configChange && in.hash == last.InputsHash {
+	if configChange && in.hash == seenHash(qjob) {
 		// The data went back to what the newest run saw.
 		return nil
 	}

@@ -52,6 +52,9 @@ type observation struct {
 	// stuck, when set, says why no pod of the running run started within
 	// the run start timeout.
 	stuck string
+	// baseline is the hash of the referenced data a done one-off without
+	// any run starts comparing against.
+	baseline string
 }
 
 // startedRun is a run whose Job the controller created.
@@ -117,6 +120,9 @@ func computeStatus(qjob *qjv1.QuarksJob, obs observation, now metav1.Time) qjv1.
 	}
 
 	status.LastRun = last
+	if last == nil && obs.baseline != "" {
+		status.InputsHash = obs.baseline
+	}
 	if last != nil {
 		status.RunCount = max(status.RunCount, last.Number)
 		if last.InputsHash != "" {
