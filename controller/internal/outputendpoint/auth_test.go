@@ -1,6 +1,12 @@
 package outputendpoint
 
-import "testing"
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+)
 
 func TestImageRepository(t *testing.T) {
 	for image, want := range map[string]string{
@@ -22,5 +28,14 @@ func TestPlausibleToken(t *testing.T) {
 		if got := plausibleToken(token); got != want {
 			t.Errorf("plausibleToken(%q) = %v", token, got)
 		}
+	}
+}
+
+func TestUploadsFromUnwatchedNamespacesAreRefused(t *testing.T) {
+	h := &handler{watches: func(_ context.Context, namespace string) (bool, error) { return namespace == "watched", nil }}
+	_, err := h.resolve(context.Background(), podRef{Namespace: "elsewhere", Name: "p", UID: "u"})
+	var he *httpError
+	if !errors.As(err, &he) || he.status != http.StatusForbidden || !strings.Contains(he.msg, "namespace elsewhere is not watched") {
+		t.Fatalf("resolve in an unwatched namespace: %v", err)
 	}
 }
