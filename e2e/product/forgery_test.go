@@ -138,7 +138,7 @@ func testForgery(t *testing.T) {
 	// more than the Job's parallelism, it may delete it at once. Either way the pod's upload, if
 	// it made one, was refused, and nothing was written (checked below).
 	if pod := e.waitPodFinishedOrGone(forgedPod.Name); pod != nil && pod.DeletionTimestamp.IsZero() {
-		e.wantPersisterLog(pod, `container "gen" does not run what the Job's template says`)
+		e.wantPersisterLog(pod, "does not run what the Job's template says")
 	} else {
 		t.Logf("the Job controller deleted the forged pod %s", forgedPod.Name)
 	}
