@@ -1,7 +1,5 @@
 package v1alpha1
 
-import batchv1 "k8s.io/api/batch/v1"
-
 // Labels and annotations the components agree on. The names of the original
 // QuarksJob are kept where it had one.
 const (
@@ -70,7 +68,7 @@ var ReservedRunAnnotations = []string{
 // ReservedTemplateKeys lists the reserved run labels and annotations a Job
 // template sets, each as "<field> <key>". The controller drops them from the
 // Job it creates; QuarksJob admission warns about them.
-func ReservedTemplateKeys(template *batchv1.JobTemplateSpec) []string {
+func ReservedTemplateKeys(template *JobTemplate) []string {
 	var found []string
 	check := func(where string, m map[string]string, reserved []string) {
 		for _, k := range reserved {

@@ -110,6 +110,91 @@ type Output struct {
 	VersionsToKeep *int32 `json:"versionsToKeep,omitempty"`
 }
 
+// JobTemplate is the Job a run creates, as a batch/v1 JobTemplateSpec:
+// metadata and spec. The original QuarksJob also accepted some of the Job's
+// spec fields directly under template (its examples put backoffLimit there);
+// they are accepted here too, with the same meaning: a run's Job uses each as
+// its spec's field when spec leaves that unset. Admission warns and names
+// where each belongs, and refuses one set in both places with different
+// values.
+type JobTemplate struct {
+	// metadata of the Job: its labels and annotations.
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec of the Job.
+	// +required
+	Spec batchv1.JobSpec `json:"spec"`
+
+	// backoffLimit as the original QuarksJob took it; belongs in spec.backoffLimit.
+	// +optional
+	BackoffLimit *int32 `json:"backoffLimit,omitempty"`
+	// activeDeadlineSeconds as the original QuarksJob took it; belongs in spec.activeDeadlineSeconds.
+	// +optional
+	ActiveDeadlineSeconds *int64 `json:"activeDeadlineSeconds,omitempty"`
+	// parallelism as the original QuarksJob took it; belongs in spec.parallelism.
+	// +optional
+	Parallelism *int32 `json:"parallelism,omitempty"`
+	// completions as the original QuarksJob took it; belongs in spec.completions.
+	// +optional
+	Completions *int32 `json:"completions,omitempty"`
+	// ttlSecondsAfterFinished as the original QuarksJob took it; the
+	// controller drops it as it drops spec.ttlSecondsAfterFinished.
+	// +optional
+	TTLSecondsAfterFinished *int32 `json:"ttlSecondsAfterFinished,omitempty"`
+}
+
+// MisplacedField is a Job spec field set directly under a QuarksJob's
+// template, where the original QuarksJob took it.
+type MisplacedField struct {
+	// Name of the field, as under spec.
+	Name string
+	// Conflict is true when spec sets the field too, to another value.
+	Conflict bool
+}
+
+// MisplacedFields lists the Job spec fields set directly under the template.
+func (t *JobTemplate) MisplacedFields() []MisplacedField {
+	var found []MisplacedField
+	add := func(name string, set, conflict bool) {
+		if set {
+			found = append(found, MisplacedField{Name: name, Conflict: conflict})
+		}
+	}
+	add("backoffLimit", t.BackoffLimit != nil, conflicts(t.BackoffLimit, t.Spec.BackoffLimit))
+	add("activeDeadlineSeconds", t.ActiveDeadlineSeconds != nil, conflicts(t.ActiveDeadlineSeconds, t.Spec.ActiveDeadlineSeconds))
+	add("parallelism", t.Parallelism != nil, conflicts(t.Parallelism, t.Spec.Parallelism))
+	add("completions", t.Completions != nil, conflicts(t.Completions, t.Spec.Completions))
+	add("ttlSecondsAfterFinished", t.TTLSecondsAfterFinished != nil, conflicts(t.TTLSecondsAfterFinished, t.Spec.TTLSecondsAfterFinished))
+	return found
+}
+
+// JobSpec is the spec a run's Job gets: spec, with each field set directly
+// under the template used where spec leaves it unset.
+func (t *JobTemplate) JobSpec() batchv1.JobSpec {
+	spec := *t.Spec.DeepCopy()
+	spec.BackoffLimit = firstSet(spec.BackoffLimit, t.BackoffLimit)
+	spec.ActiveDeadlineSeconds = firstSet(spec.ActiveDeadlineSeconds, t.ActiveDeadlineSeconds)
+	spec.Parallelism = firstSet(spec.Parallelism, t.Parallelism)
+	spec.Completions = firstSet(spec.Completions, t.Completions)
+	spec.TTLSecondsAfterFinished = firstSet(spec.TTLSecondsAfterFinished, t.TTLSecondsAfterFinished)
+	return spec
+}
+
+func conflicts[T comparable](misplaced, inSpec *T) bool {
+	return misplaced != nil && inSpec != nil && *misplaced != *inSpec
+}
+
+func firstSet[T any](values ...*T) *T {
+	for _, v := range values {
+		if v != nil {
+			c := *v
+			return &c
+		}
+	}
+	return nil
+}
+
 // No marker reaches into the Job template's type, so `make generate` adds
 // the enum that allows the pods' restartPolicy only Never or OnFailure to the
 // CRD with tools/cmd/crdenum.
@@ -127,7 +212,7 @@ type QuarksJobSpec struct {
 	// template is the Job each run creates. Its labels and annotations are
 	// carried to the Job.
 	// +required
-	Template batchv1.JobTemplateSpec `json:"template"`
+	Template JobTemplate `json:"template"`
 
 	// updateOnConfigChange runs a one-off again when the data of a ConfigMap
 	// or Secret its pods reference changes.

@@ -51,7 +51,7 @@ func newRun(t testing.TB, ns, name string, spec *qjv1.Output, containers ...stri
 		Spec: qjv1.QuarksJobSpec{
 			Output:   spec,
 			Trigger:  qjv1.Trigger{Strategy: qjv1.StrategyManual},
-			Template: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: podSpec}}},
+			Template: qjv1.JobTemplate{Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: podSpec}}},
 		},
 	}
 	must(t, k8s.Create(ctx, qjob))

@@ -54,7 +54,9 @@ func NewJob(qjob *qjv1.QuarksJob, run Run) (*batchv1.Job, error) {
 				BlockOwnerDeletion: ptr.To(true),
 			}},
 		},
-		Spec: template.Spec,
+		// Job spec fields the original QuarksJob took directly under the
+		// template count where the spec leaves them unset.
+		Spec: template.JobSpec(),
 	}
 	job.Spec.Suspend = ptr.To(true)
 	// Kubernetes would delete a finished Job after ttlSecondsAfterFinished,

@@ -60,7 +60,7 @@ func testQJob() *qjv1.QuarksJob {
 		ObjectMeta: metav1.ObjectMeta{Name: "gen", Namespace: "ns", UID: "uid-1"},
 		Spec: qjv1.QuarksJobSpec{
 			Trigger: qjv1.Trigger{Strategy: qjv1.StrategyOnce},
-			Template: batchv1.JobTemplateSpec{
+			Template: qjv1.JobTemplate{
 				ObjectMeta: metav1.ObjectMeta{
 					Labels:      map[string]string{"team": "a", qjv1.LabelRun: "spoofed"},
 					Annotations: map[string]string{"note": "kept"},
@@ -295,5 +295,25 @@ func TestOutcomeOfManyPods(t *testing.T) {
 		if o.Result != c.want || !strings.Contains(o.Message, c.message) {
 			t.Errorf("%s: got %s %q; want %s containing %q", c.name, o.Result, o.Message, c.want, c.message)
 		}
+	}
+}
+
+// TestOriginalPlacementOfJobSpecFields: Job spec fields the original
+// QuarksJob took directly under the template count where spec leaves them
+// unset.
+func TestOriginalPlacementOfJobSpecFields(t *testing.T) {
+	qjob := testQJob()
+	qjob.Spec.Template.BackoffLimit = ptr.To[int32](2)
+	qjob.Spec.Template.Parallelism = ptr.To[int32](3)
+	qjob.Spec.Template.Spec.Parallelism = ptr.To[int32](1)
+	job, err := NewJob(qjob, Run{Number: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if job.Spec.BackoffLimit == nil || *job.Spec.BackoffLimit != 2 {
+		t.Errorf("backoffLimit = %v, want 2 from spec.template.backoffLimit", job.Spec.BackoffLimit)
+	}
+	if *job.Spec.Parallelism != 1 {
+		t.Errorf("parallelism = %d, want spec.template.spec's 1", *job.Spec.Parallelism)
 	}
 }

@@ -40,6 +40,12 @@ func QuarksJob(qj *qjv1.QuarksJob) field.ErrorList {
 	podSpec := &qj.Spec.Template.Spec.Template.Spec
 	errs := restartPolicy(podSpec)
 	errs = append(errs, reservedNames(podSpec)...)
+	for _, f := range qj.Spec.Template.MisplacedFields() {
+		if f.Conflict {
+			errs = append(errs, field.Invalid(specPath.Child("template", f.Name), "", fmt.Sprintf(
+				"differs from spec.template.spec.%s; set it in one place (spec.template.spec.%s)", f.Name, f.Name)))
+		}
+	}
 	errs = append(errs, output(qj.Spec.Output, podSpec)...)
 	return errs
 }
@@ -52,6 +58,11 @@ func Warnings(qj *qjv1.QuarksJob) []string {
 	var warnings []string
 	for _, key := range qjv1.ReservedTemplateKeys(&qj.Spec.Template) {
 		warnings = append(warnings, key+" is reserved for the controller and is dropped from the run's Job")
+	}
+	for _, f := range qj.Spec.Template.MisplacedFields() {
+		if !f.Conflict {
+			warnings = append(warnings, fmt.Sprintf("spec.template.%s is where the original QuarksJob took it; it is used as spec.template.spec.%s: move it there", f.Name, f.Name))
+		}
 	}
 	if qj.Spec.Template.Spec.TTLSecondsAfterFinished != nil {
 		warnings = append(warnings, "spec.template.spec.ttlSecondsAfterFinished is dropped: the controller deletes a run's Job itself once the run is recorded")

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
 	"code.cloudfoundry.org/quarks-job/webhook/internal/validate/validatetest"
@@ -81,5 +82,22 @@ func TestReservedTemplateKeysWarn(t *testing.T) {
 	w, err := (Validator{}).ValidateCreate(t.Context(), qj)
 	if err != nil || len(w) != 1 || !strings.Contains(w[0], "spec.template.spec.template.metadata.annotations "+qjv1.AnnotationOutputResult+" is reserved") {
 		t.Fatalf("warnings %q, err %v; want one naming the reserved annotation", w, err)
+	}
+}
+
+func TestOriginalPlacementOfJobSpecFields(t *testing.T) {
+	qj := validatetest.GoodQuarksJob()
+	qj.Spec.Template.BackoffLimit = ptr.To[int32](2)
+	w, err := (Validator{}).ValidateCreate(t.Context(), qj)
+	if err != nil || len(w) != 1 || !strings.Contains(w[0], "spec.template.backoffLimit is where the original QuarksJob took it; it is used as spec.template.spec.backoffLimit") {
+		t.Fatalf("warnings %q, err %v; want one naming the field and its place", w, err)
+	}
+	qj.Spec.Template.Spec.BackoffLimit = ptr.To[int32](5)
+	if _, err := (Validator{}).ValidateCreate(t.Context(), qj); err == nil || !strings.Contains(err.Error(), "spec.template.backoffLimit: Invalid value: \"\": differs from spec.template.spec.backoffLimit") {
+		t.Fatalf("a conflicting placement: err = %v", err)
+	}
+	qj.Spec.Template.Spec.BackoffLimit = ptr.To[int32](2)
+	if _, err := (Validator{}).ValidateCreate(t.Context(), qj); err != nil {
+		t.Fatalf("the same value in both places is refused: %v", err)
 	}
 }

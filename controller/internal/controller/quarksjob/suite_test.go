@@ -144,7 +144,7 @@ func newQJob(ns, name string, strategy qjv1.Strategy) *qjv1.QuarksJob {
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		Spec: qjv1.QuarksJobSpec{
 			Trigger: qjv1.Trigger{Strategy: strategy},
-			Template: batchv1.JobTemplateSpec{
+			Template: qjv1.JobTemplate{
 				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"carried": "yes"}},
 				Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
 					RestartPolicy: corev1.RestartPolicyNever,
