@@ -22,6 +22,11 @@ const (
 	// told to watch namespaces by label, as the original did.
 	LabelMonitoredNamespace = GroupName + "/monitored"
 
+	// AnnotationOutputOf on a plain output Secret kept after its QuarksJob
+	// (output.deletePolicy Retain) names the QuarksJob whose output it is:
+	// a QuarksJob of that name in the Secret's namespace owns it.
+	AnnotationOutputOf = GroupName + "/output-of"
+
 	// AnnotationSourceDescription on a versioned Secret says what wrote it.
 	AnnotationSourceDescription = GroupName + "/source-description"
 

@@ -35,6 +35,21 @@ const (
 	PersistFanOut PersistenceMethod = "fan-out"
 )
 
+// OutputDeletePolicy says what happens to a QuarksJob's plain output Secrets
+// when the QuarksJob is deleted.
+// +kubebuilder:validation:Enum=Retain;Delete
+type OutputDeletePolicy string
+
+const (
+	// OutputRetain leaves plain output Secrets when the QuarksJob is
+	// deleted, as the original QuarksJob did; a QuarksJob of the same name
+	// created again writes them again.
+	OutputRetain OutputDeletePolicy = "Retain"
+	// OutputDelete has Kubernetes delete plain output Secrets with the
+	// QuarksJob (they are controlled by it).
+	OutputDelete OutputDeletePolicy = "Delete"
+)
+
 // OutputType is the format of output files.
 // +kubebuilder:validation:Enum=json
 type OutputType string
@@ -101,6 +116,13 @@ type Output struct {
 	// non-zero code too.
 	// +optional
 	WriteOnFailure bool `json:"writeOnFailure,omitempty"`
+
+	// deletePolicy says whether plain output Secrets outlive the QuarksJob:
+	// Retain (the default, as the original QuarksJob) or Delete. Versioned
+	// Secrets are always deleted with it.
+	// +optional
+	// +kubebuilder:default=Retain
+	DeletePolicy OutputDeletePolicy `json:"deletePolicy,omitempty"`
 
 	// versionsToKeep is how many versions of each versioned Secret are kept;
 	// older ones are deleted. The newest is never deleted.

@@ -51,9 +51,12 @@ type Secret struct {
 	Versioned bool
 	// VersionsToKeep is the output's versionsToKeep, for versioned Secrets.
 	VersionsToKeep int
-	Data           map[string][]byte
-	Labels         map[string]string
-	Annotations    map[string]string
+	// Retain is true when a plain Secret outlives its QuarksJob
+	// (output.deletePolicy Retain).
+	Retain      bool
+	Data        map[string][]byte
+	Labels      map[string]string
+	Annotations map[string]string
 }
 
 // Problem is something the user has to know about an upload.
@@ -189,6 +192,7 @@ func (p *Plan) addSecrets(spec *qjv1.Output, container, fileName string, options
 		File:           fileName,
 		Versioned:      options.Versioned,
 		VersionsToKeep: spec.OutputVersionsToKeep(),
+		Retain:         spec.DeletePolicy != qjv1.OutputDelete,
 		Labels:         secretLabels(spec, options, container),
 		Annotations:    copyMap(options.AdditionalSecretAnnotations),
 	}

@@ -20,6 +20,7 @@ import (
 
 func fullSpec() *qjv1.Output {
 	return &qjv1.Output{
+		DeletePolicy: qjv1.OutputDelete,
 		SecretLabels: map[string]string{"team": "storage"},
 		OutputMap: qjv1.OutputMap{
 			"gen": {
@@ -308,7 +309,7 @@ func TestSecretNotOwnedIsNotOverwritten(t *testing.T) {
 		t.Fatalf("a Secret the QuarksJob does not own was overwritten: %v %v", s.Data, s.OwnerReferences)
 	}
 	res := result(t, r.job)
-	if res.Persisted || !strings.Contains(strings.Join(res.Problems, "\n"), `Secret "creds" exists in namespace "`+ns+`" and is not controlled by this QuarksJob`) {
+	if res.Persisted || !strings.Contains(strings.Join(res.Problems, "\n"), `Secret "creds" exists in namespace "`+ns+`" and is not this QuarksJob's output (it has no controller and no label quarks.cloudfoundry.org/container-name=gen); it was not overwritten. To let the QuarksJob take it over, label it quarks.cloudfoundry.org/container-name=gen`) {
 		t.Fatalf("result: %+v", res)
 	}
 	expectEvent(t, r.qjob, "SecretNotOwned", `output file "creds.json" of container "gen": Secret "creds" exists`)
@@ -399,5 +400,57 @@ func TestUploadOfAnOlderRun(t *testing.T) {
 	}
 	if after := secret(t, ns, "creds"); after.ResourceVersion != before.ResourceVersion || string(after.Data["v"]) != "new" {
 		t.Fatalf("the late upload changed creds: %v", after.Data)
+	}
+}
+
+// TestOriginalOutputsAreTakenOver: a plain Secret the original quarks-job
+// wrote (no owner, labelled with the container) is taken over by the first
+// upload, with an Event; with deletePolicy Retain (the default) it stays
+// ownerless, annotated as the QuarksJob's output, so it outlives the
+// QuarksJob and a QuarksJob of the same name writes it again.
+func TestOriginalOutputsAreTakenOver(t *testing.T) {
+	ns := newNamespace(t)
+	original := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: ns,
+		Labels: map[string]string{qjv1.LabelPersistentSecretContainer: "gen", "team": "old"}},
+		Data: map[string][]byte{"password": []byte("from-the-original")}}
+	must(t, k8s.Create(context.Background(), original))
+	spec := &qjv1.Output{OutputMap: qjv1.OutputMap{"gen": {"creds.json": {Name: "creds"}}}}
+	r := newRun(t, ns, "moved", spec, "gen")
+	exit(t, r.pod, map[string]int32{"gen": 0})
+	if status, answer := post(t, token(t, r.pod, upload.Audience), files(map[string]map[string]string{"gen": {"creds.json": `{"password":"new"}`}})); status != http.StatusOK {
+		t.Fatalf("status %d %+v", status, answer)
+	}
+	creds := secret(t, ns, "creds")
+	if string(creds.Data["password"]) != "new" || creds.Labels["team"] != "" || creds.Annotations[qjv1.AnnotationOutputOf] != "moved" || len(creds.OwnerReferences) != 0 {
+		t.Fatalf("taken-over creds: data %v labels %v annotations %v owners %v", creds.Data, creds.Labels, creds.Annotations, creds.OwnerReferences)
+	}
+	if res := result(t, r.job); !res.Persisted {
+		t.Fatalf("result: %+v", res)
+	}
+	expectEvent(t, r.qjob, "SecretAdopted", "took over Secret creds, written by the original quarks-job")
+
+	// Another QuarksJob declaring the same Secret is refused: it is moved's output.
+	other := newRun(t, ns, "other", spec, "gen")
+	exit(t, other.pod, map[string]int32{"gen": 0})
+	if status, _ := post(t, token(t, other.pod, upload.Audience), files(map[string]map[string]string{"gen": {"creds.json": `{"password":"other"}`}})); status != http.StatusOK {
+		t.Fatalf("status %d", status)
+	}
+	if res := result(t, other.job); res.Persisted || !strings.Contains(strings.Join(res.Problems, ""), `it is the output of QuarksJob "moved"`) {
+		t.Fatalf("other's result: %+v", res)
+	}
+
+	// With deletePolicy Delete the next upload makes the QuarksJob its controller.
+	deleting := &qjv1.Output{DeletePolicy: qjv1.OutputDelete, OutputMap: spec.OutputMap}
+	r2 := addRun(t, r.qjob, 2, deleting, "gen")
+	exit(t, r2.pod, map[string]int32{"gen": 0})
+	if status, _ := post(t, token(t, r2.pod, upload.Audience), files(map[string]map[string]string{"gen": {"creds.json": `{"password":"new"}`}})); status != http.StatusOK {
+		t.Fatalf("status %d", status)
+	}
+	creds = secret(t, ns, "creds")
+	if ref := metav1.GetControllerOf(creds); ref == nil || ref.UID != r.qjob.UID {
+		t.Fatalf("with deletePolicy Delete, creds must be controlled by the QuarksJob: %v", creds.OwnerReferences)
+	}
+	if _, annotated := creds.Annotations[qjv1.AnnotationOutputOf]; annotated {
+		t.Errorf("creds keeps the Retain annotation: %v", creds.Annotations)
 	}
 }

@@ -146,10 +146,14 @@ func (h *handler) persist(ctx context.Context, log logr.Logger, run *run, req *u
 		}
 		failed := plan.Blocked()
 		for _, s := range plan.Secrets {
-			written, err := h.writer.Write(ctx, run.qjob, s)
+			written, adopted, err := h.writer.Write(ctx, run.qjob, s)
 			switch {
 			case err == nil:
 				result.Secrets = append(result.Secrets, written)
+				if adopted {
+					notices.add(corev1.EventTypeNormal, "SecretAdopted", fmt.Sprintf(
+						"took over Secret %s, written by the original quarks-job for container %q: now this QuarksJob's output", written.Name, s.Container))
+				}
 				continue
 			case secretwriter.IsNotOwned(err):
 				msg := fmt.Sprintf("output file %q of container %q: %v", s.File, s.Container, err)

@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -22,16 +23,20 @@ import (
 	"code.cloudfoundry.org/quarks-job/controller/internal/versionedsecret"
 )
 
-// NotOwnedError means a Secret of the output's name exists and is not
-// controlled by the QuarksJob: it is left alone.
+// NotOwnedError means a Secret of the output's name exists and is not the
+// QuarksJob's output: it is left alone.
 type NotOwnedError struct {
 	Namespace, Name string
-	// Owner describes the Secret's controller, or "no owner".
+	// Owner describes whose the Secret is.
 	Owner string
+	// Container would make the Secret adoptable as its label value.
+	Container string
 }
 
 func (e *NotOwnedError) Error() string {
-	return fmt.Sprintf("Secret %q exists in namespace %q and is not controlled by this QuarksJob (%s); it was not overwritten", e.Name, e.Namespace, e.Owner)
+	return fmt.Sprintf("Secret %q exists in namespace %q and is not this QuarksJob's output (%s); it was not overwritten. "+
+		"To let the QuarksJob take it over, label it %s=%s (as the original quarks-job did) and remove other owners, or delete it",
+		e.Name, e.Namespace, e.Owner, qjv1.LabelPersistentSecretContainer, e.Container)
 }
 
 // IsNotOwned reports whether err says the Secret, or the versioned
@@ -98,8 +103,8 @@ func (k *keyedMutex) lock(key string) (unlock func()) {
 // Write writes one output Secret for the QuarksJob owner and returns what a
 // QuarksJob status lists about it. A versioned Secret whose newest version
 // holds the same data is not written again.
-func (w *Writer) Write(ctx context.Context, owner *qjv1.QuarksJob, s output.Secret) (qjv1.OutputSecret, error) {
-	written := qjv1.OutputSecret{Name: s.Name, Container: s.Container, File: s.File}
+func (w *Writer) Write(ctx context.Context, owner *qjv1.QuarksJob, s output.Secret) (written qjv1.OutputSecret, adopted bool, err error) {
+	written = qjv1.OutputSecret{Name: s.Name, Container: s.Container, File: s.File}
 	defer w.names.lock(owner.Namespace + "/" + s.Name)()
 	if s.Versioned {
 		v, err := versionedsecret.Create(ctx, w.Client, w.Reader, versionedsecret.Spec{
@@ -112,71 +117,120 @@ func (w *Writer) Write(ctx context.Context, owner *qjv1.QuarksJob, s output.Secr
 			Owner:             ownerRef(owner),
 		})
 		if err != nil {
-			return written, err
+			return written, false, err
 		}
 		written.Name, written.Version = v.Name, v.Version
 		// The new version is written whatever happens to the cleanup; a
 		// version that could not be deleted now is deleted by a later run.
 		_, _ = versionedsecret.Prune(ctx, w.Client, w.Reader, owner.Namespace, s.Name, owner.UID, s.VersionsToKeep)
-		return written, nil
+		return written, false, nil
 	}
-	return written, w.writePlain(ctx, owner, s)
+	adopted, err = w.writePlain(ctx, owner, s)
+	return written, adopted, err
 }
 
-// writePlain creates the Secret, or updates it when owner controls it.
-func (w *Writer) writePlain(ctx context.Context, owner *qjv1.QuarksJob, s output.Secret) error {
+// writePlain creates the Secret, or updates it when it is owner's output:
+// controlled by owner (deletePolicy Delete), or annotated as the output of a
+// QuarksJob of owner's name (Retain). A Secret the original quarks-job wrote
+// (no owner, labelled with the declaring container) is adopted: brought to
+// this form, and reported. Anything else is left alone.
+func (w *Writer) writePlain(ctx context.Context, owner *qjv1.QuarksJob, s output.Secret) (adopted bool, err error) {
 	key := client.ObjectKey{Namespace: owner.Namespace, Name: s.Name}
 	for range 5 { // conflicts with a concurrent writer: read again and retry
 		existing := &corev1.Secret{}
 		err := w.Reader.Get(ctx, key, existing)
 		if apierrors.IsNotFound(err) {
 			secret := &corev1.Secret{
-				ObjectMeta: metav1.ObjectMeta{
-					Name: s.Name, Namespace: owner.Namespace,
-					Labels: s.Labels, Annotations: s.Annotations,
-					OwnerReferences: []metav1.OwnerReference{ownerRef(owner)},
-				},
-				Type: corev1.SecretTypeOpaque,
-				Data: s.Data,
+				ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: owner.Namespace},
+				Type:       corev1.SecretTypeOpaque,
 			}
+			claim(secret, owner, s)
 			err := w.Client.Create(ctx, secret)
 			if apierrors.IsAlreadyExists(err) {
 				continue
 			}
 			if err != nil {
-				return fmt.Errorf("creating Secret %q in namespace %q: %w", s.Name, owner.Namespace, err)
+				return false, fmt.Errorf("creating Secret %q in namespace %q: %w", s.Name, owner.Namespace, err)
 			}
-			return nil
+			return false, nil
 		}
 		if err != nil {
-			return fmt.Errorf("reading Secret %q in namespace %q: %w", s.Name, owner.Namespace, err)
+			return false, fmt.Errorf("reading Secret %q in namespace %q: %w", s.Name, owner.Namespace, err)
 		}
 
-		if ref := metav1.GetControllerOf(existing); ref == nil || ref.UID != owner.UID {
-			return &NotOwnedError{Namespace: owner.Namespace, Name: s.Name, Owner: describeOwner(ref)}
+		adopting, err := ownership(existing, owner, s)
+		if err != nil {
+			return false, err
 		}
-		if sameContent(existing, s) {
-			return nil
+		updated := existing.DeepCopy()
+		claim(updated, owner, s)
+		if !adopting && sameContent(existing, updated) {
+			return false, nil
 		}
-		existing.Data = s.Data
-		existing.StringData = nil
-		existing.Labels = s.Labels
-		existing.Annotations = s.Annotations
-		err = w.Client.Update(ctx, existing)
+		err = w.Client.Update(ctx, updated)
 		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("updating Secret %q in namespace %q: %w", s.Name, owner.Namespace, err)
+			return false, fmt.Errorf("updating Secret %q in namespace %q: %w", s.Name, owner.Namespace, err)
 		}
-		return nil
+		return adopting, nil
 	}
-	return fmt.Errorf("updating Secret %q in namespace %q: it kept changing under concurrent writers", s.Name, owner.Namespace)
+	return false, fmt.Errorf("updating Secret %q in namespace %q: it kept changing under concurrent writers", s.Name, owner.Namespace)
 }
 
-func sameContent(existing *corev1.Secret, s output.Secret) bool {
-	return maps.EqualFunc(existing.Data, s.Data, func(a, b []byte) bool { return string(a) == string(b) }) &&
-		maps.Equal(existing.Labels, s.Labels) && maps.Equal(existing.Annotations, s.Annotations)
+// ownership says whether existing is owner's output (adopting: the
+// original quarks-job's), or why not.
+func ownership(existing *corev1.Secret, owner *qjv1.QuarksJob, s output.Secret) (adopting bool, err error) {
+	notOwned := func(whose string) error {
+		return &NotOwnedError{Namespace: owner.Namespace, Name: s.Name, Owner: whose, Container: s.Container}
+	}
+	ref := metav1.GetControllerOf(existing)
+	outputOf, annotated := existing.Annotations[qjv1.AnnotationOutputOf]
+	switch {
+	case ref != nil && ref.UID == owner.UID:
+		return false, nil
+	case ref != nil:
+		return false, notOwned(describeOwner(ref))
+	case annotated && outputOf == owner.Name:
+		return false, nil
+	case annotated:
+		return false, notOwned(fmt.Sprintf("it is the output of QuarksJob %q", outputOf))
+	case existing.Labels[qjv1.LabelPersistentSecretContainer] == s.Container:
+		return true, nil
+	default:
+		return false, notOwned("it has no controller and no label " + qjv1.LabelPersistentSecretContainer + "=" + s.Container)
+	}
+}
+
+// claim gives secret the output's data, labels and annotations and marks it
+// as owner's output by the output's delete policy: controlled by owner
+// (Delete), or annotated with owner's name (Retain), so that it outlives it.
+func claim(secret *corev1.Secret, owner *qjv1.QuarksJob, s output.Secret) {
+	secret.Data, secret.StringData = s.Data, nil
+	secret.Labels = maps.Clone(s.Labels)
+	secret.Annotations = maps.Clone(s.Annotations)
+	if secret.Annotations == nil {
+		secret.Annotations = map[string]string{}
+	}
+	var others []metav1.OwnerReference
+	for _, ref := range secret.OwnerReferences {
+		if ref.UID != owner.UID {
+			others = append(others, ref)
+		}
+	}
+	secret.OwnerReferences = others
+	if s.Retain {
+		secret.Annotations[qjv1.AnnotationOutputOf] = owner.Name
+	} else {
+		secret.OwnerReferences = append(secret.OwnerReferences, ownerRef(owner))
+	}
+}
+
+func sameContent(existing, updated *corev1.Secret) bool {
+	return maps.EqualFunc(existing.Data, updated.Data, func(a, b []byte) bool { return string(a) == string(b) }) &&
+		maps.Equal(existing.Labels, updated.Labels) && maps.Equal(existing.Annotations, updated.Annotations) &&
+		equality.Semantic.DeepEqual(existing.OwnerReferences, updated.OwnerReferences)
 }
 
 func ownerRef(owner *qjv1.QuarksJob) metav1.OwnerReference {
