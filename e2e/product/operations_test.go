@@ -39,6 +39,7 @@ func TestProduct(t *testing.T) {
 		t.Run("versioned-secret-reference", testVersionedSecretReference)
 		t.Run("forgery", testForgery)
 		t.Run("many-pods", testManyPods)
+		t.Run("moved-from-original", testMovedFromOriginal)
 	})
 	t.Logf("figure: parallel tests took %s", time.Since(start).Round(100*time.Millisecond))
 	t.Run("webhook-unavailable", testWebhookUnavailable)
