@@ -79,6 +79,11 @@ func Latest(ctx context.Context, reader client.Reader, namespace, base string) (
 	if err != nil {
 		return nil, err
 	}
+	return newest(ctx, reader, namespace, versions)
+}
+
+// newest reads the newest of versions (oldest first) that still exists.
+func newest(ctx context.Context, reader client.Reader, namespace string, versions []metav1.PartialObjectMetadata) (*corev1.Secret, error) {
 	for i := len(versions) - 1; i >= 0; i-- {
 		secret := &corev1.Secret{}
 		err := reader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: versions[i].Name}, secret)
@@ -153,7 +158,7 @@ func Create(ctx context.Context, c client.Client, reader client.Reader, spec Spe
 	if err := checkFamily(versions, spec); err != nil {
 		return Written{}, err
 	}
-	latest, err := Latest(ctx, reader, spec.Namespace, spec.Base)
+	latest, err := newest(ctx, reader, spec.Namespace, versions)
 	if err != nil {
 		return Written{}, err
 	}

@@ -210,18 +210,19 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 // suspended one may be the controller's own from an interrupted reconcile;
 // it runs nothing, and the next start proves or refuses it.)
 func (r *Reconciler) warnForeignJobs(qjob *qjv1.QuarksJob, obs *observation) {
+	last := qjob.Status.LastRun
+	if last != nil && last.JobUID == "" {
+		// Written before UIDs were recorded: older runs' Jobs are not told
+		// apart from foreign ones.
+		return
+	}
 	for i := range obs.jobs {
 		job := &obs.jobs[i]
-		if last := qjob.Status.LastRun; last != nil && isRecorded(job, last) {
-			continue
-		}
-		if obs.started != nil && obs.started.job.UID == job.UID {
-			continue
-		}
-		if job.Spec.Suspend != nil && *job.Spec.Suspend {
-			continue
-		}
-		if qjob.Status.LastRun == nil || qjob.Status.LastRun.JobUID != "" {
+		switch {
+		case last != nil && isRecorded(job, last):
+		case obs.started != nil && obs.started.job.UID == job.UID:
+		case job.Spec.Suspend != nil && *job.Spec.Suspend:
+		default:
 			r.warnForeignJob(qjob, job, "its UID is not recorded in the QuarksJob's status")
 		}
 	}
@@ -411,7 +412,7 @@ func (r *Reconciler) start(ctx context.Context, qjob *qjv1.QuarksJob, fresh bool
 	switch {
 	case err == nil:
 		obs.jobs = append(obs.jobs, *job)
-		obs.started = &startedRun{run: run, job: job, output: qjob.Spec.Output}
+		obs.started = &startedRun{run: run, job: job}
 		if !request.At.IsZero() {
 			metrics.TriggerToJob.WithLabelValues(string(request.By)).Observe(r.Now().Sub(request.At).Seconds())
 		}
@@ -429,7 +430,7 @@ func (r *Reconciler) start(ctx context.Context, qjob *qjv1.QuarksJob, fresh bool
 			return nil
 		}
 		obs.jobs = append(obs.jobs, *existing)
-		obs.started = &startedRun{run: run, job: existing, output: qjob.Spec.Output}
+		obs.started = &startedRun{run: run, job: existing}
 	case apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || apierrors.IsRequestEntityTooLargeError(err):
 		// Retrying cannot help: the run fails, and the request is consumed.
 		obs.startFailure = &startFailure{run: run, jobName: job.Name, reason: "the Job could not be created: " + err.Error()}
@@ -467,7 +468,7 @@ func (r *Reconciler) recoverRun(ctx context.Context, qjob *qjv1.QuarksJob, n int
 		return true, nil
 	}
 	obs.jobs = append(obs.jobs, *existing)
-	obs.started = &startedRun{run: run, job: existing, output: qjob.Spec.Output}
+	obs.started = &startedRun{run: run, job: existing}
 	return false, nil
 }
 

@@ -59,9 +59,8 @@ type observation struct {
 
 // startedRun is a run whose Job the controller created.
 type startedRun struct {
-	run    runs.Run
-	job    *batchv1.Job
-	output *qjv1.Output
+	run runs.Run
+	job *batchv1.Job
 }
 
 type startFailure struct {
@@ -88,7 +87,7 @@ func computeStatus(qjob *qjv1.QuarksJob, obs observation, now metav1.Time) qjv1.
 	last := status.LastRun
 
 	if s := obs.started; s != nil && (last == nil || s.run.Number > last.Number) {
-		last = newRun(s, now)
+		last = newRun(s, qjob.Spec.Output, now)
 	}
 	if f := obs.startFailure; f != nil && (last == nil || f.run.Number > last.Number) {
 		// No startTime: the run never started.
@@ -143,8 +142,9 @@ func computeStatus(qjob *qjv1.QuarksJob, obs observation, now metav1.Time) qjv1.
 }
 
 // newRun is the record of a run whose Job the controller created: it holds
-// the Job's UID and the output spec the run writes.
-func newRun(s *startedRun, now metav1.Time) *qjv1.Run {
+// the Job's UID and the output spec the run writes (the QuarksJob's, as
+// start read it when it created the Job).
+func newRun(s *startedRun, output *qjv1.Output, now metav1.Time) *qjv1.Run {
 	start := s.job.CreationTimestamp
 	if start.IsZero() {
 		start = now
@@ -157,7 +157,7 @@ func newRun(s *startedRun, now metav1.Time) *qjv1.Run {
 		Result:     qjv1.RunRunning,
 		StartTime:  &start,
 		InputsHash: s.run.InputsHash,
-		Output:     s.output.DeepCopy(),
+		Output:     output.DeepCopy(),
 	}
 }
 

@@ -85,7 +85,7 @@ func TestComputeStatus(t *testing.T) {
 				job := jobOf(q, 1, qjv1.RunTriggerOnce, "")
 				q.Spec.Output = &qjv1.Output{OutputMap: qjv1.OutputMap{"c": {"f.json": {Name: "s"}}}}
 				return observation{jobs: []batchv1.Job{job}, started: &startedRun{
-					run: runs.Run{Number: 1, By: qjv1.RunTriggerOnce, InputsHash: "h"}, job: &job, output: q.Spec.Output}}
+					run: runs.Run{Number: 1, By: qjv1.RunTriggerOnce, InputsHash: "h"}, job: &job}}
 			},
 			want: want{run: 1, result: qjv1.RunRunning, trigger: qjv1.RunTriggerOnce, active: metav1.ConditionTrue, pending: metav1.ConditionFalse, waiting: metav1.ConditionFalse},
 			check: func(t *testing.T, s qjv1.QuarksJobStatus) {
