@@ -11,7 +11,12 @@
 // and re-exported here; Result, which refers to the QuarksJob API, lives here.
 package upload
 
-import "code.cloudfoundry.org/quarks-job/api/upload/protocol"
+import (
+	"fmt"
+	"strings"
+
+	"code.cloudfoundry.org/quarks-job/api/upload/protocol"
+)
 
 const (
 	// Path is the URL path of the output endpoint.
@@ -43,4 +48,18 @@ type (
 // most MaxFileBytes. See protocol.ParseOutput.
 func ParseOutput(content []byte) (map[string]string, error) {
 	return protocol.ParseOutput(content)
+}
+
+// CheckFileName accepts a plain file name: not empty, not "." or "..", no
+// path separator.
+func CheckFileName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("output file name is empty")
+	case name == "." || name == "..":
+		return fmt.Errorf("output file name %q is not a file name", name)
+	case strings.ContainsAny(name, "/\\\x00"):
+		return fmt.Errorf("output file name %q must be a plain file name, without '/'", name)
+	}
+	return nil
 }

@@ -39,13 +39,13 @@ func TestProduct(t *testing.T) {
 		t.Run("versioned-secret-reference", testVersionedSecretReference)
 		t.Run("forgery", testForgery)
 		t.Run("many-pods", testManyPods)
-		t.Run("moved-from-original", testMovedFromOriginal)
 	})
 	t.Logf("figure: parallel tests took %s", time.Since(start).Round(100*time.Millisecond))
 	t.Run("webhook-unavailable", testWebhookUnavailable)
 	t.Run("controller-unreachable", testControllerUnreachable)
 	t.Run("helm-upgrade", testHelmUpgrade)
 	t.Run("helm-uninstall", testHelmUninstall)
+	t.Run("switch-from-original", testSwitchFromOriginal)
 }
 
 const webhookSelector = "app.kubernetes.io/instance=" + releaseName + ",app.kubernetes.io/component=webhook"

@@ -1,5 +1,7 @@
 package v1alpha1
 
+import corev1 "k8s.io/api/core/v1"
+
 // Labels and annotations the components agree on. The names of the original
 // QuarksJob are kept where it had one.
 const (
@@ -12,6 +14,13 @@ const (
 	// LabelPersistentSecretContainer is set on output Secrets to the container
 	// that wrote them.
 	LabelPersistentSecretContainer = GroupName + "/container-name"
+	// LabelRemoteID is set on output Secrets to the value of the REMOTE_ID
+	// environment variable of the container that wrote them, as the original
+	// did, so that tools select a remote resource's Secrets by it.
+	LabelRemoteID = GroupName + "/remote-id"
+	// RemoteIDEnv is the environment variable LabelRemoteID is taken from. Only
+	// a literal value in the run's Job template counts, never what a pod says.
+	RemoteIDEnv = "REMOTE_ID"
 	// LabelSecretKind marks versioned Secrets with the value SecretKindVersioned.
 	LabelSecretKind = GroupName + "/secret-kind"
 	// SecretKindVersioned is the value of LabelSecretKind on versioned Secrets.
@@ -87,4 +96,17 @@ func ReservedTemplateKeys(template *JobTemplate) []string {
 	check("spec.template.spec.template.metadata.labels", template.Spec.Template.Labels, ReservedRunLabels)
 	check("spec.template.spec.template.metadata.annotations", template.Spec.Template.Annotations, ReservedRunAnnotations)
 	return found
+}
+
+// RemoteID returns the literal value of the container's REMOTE_ID
+// environment variable (RemoteIDEnv), or "": the value of LabelRemoteID on
+// the Secrets the container's output becomes.
+func RemoteID(c *corev1.Container) string {
+	id := ""
+	for _, e := range c.Env { // the last of duplicate names is the one a container sees
+		if e.Name == RemoteIDEnv {
+			id = e.Value
+		}
+	}
+	return id
 }

@@ -342,15 +342,68 @@ type OutputUpload struct {
 	// +optional
 	Persisted bool `json:"persisted,omitempty"`
 
-	// secrets that were written (or found written by an earlier, identical upload).
+	// secrets that were written (or found written by an earlier, identical
+	// upload): the first MaxRecordedSecrets of them.
 	// +optional
 	// +listType=atomic
 	Secrets []OutputSecret `json:"secrets,omitempty"`
 
-	// problems found, each naming the container, file, key or size.
+	// secretCount is how many Secrets were written, when secrets does not
+	// list them all.
+	// +optional
+	SecretCount int32 `json:"secretCount,omitempty"`
+
+	// problems found, each naming the container, file, key or size: the
+	// first MaxRecordedProblems of them.
 	// +optional
 	// +listType=atomic
 	Problems []string `json:"problems,omitempty"`
+
+	// problemCount is how many problems were found, when problems does not
+	// list them all.
+	// +optional
+	ProblemCount int32 `json:"problemCount,omitempty"`
+}
+
+// MaxRecordedSecrets and MaxRecordedProblems bound what one upload's record
+// lists, so that a run's record stays small whatever its output: a fan-out
+// of thousands of Secrets, or a Job of many pods. The counts say how many
+// there were; the Secrets carry the output's labels to find them all.
+const (
+	MaxRecordedSecrets  = 20
+	MaxRecordedProblems = 10
+)
+
+// Truncate cuts the lists to their bounds and sets the counts.
+func (u *OutputUpload) Truncate() {
+	if len(u.Secrets) > MaxRecordedSecrets {
+		u.SecretCount = int32(len(u.Secrets))
+		u.Secrets = u.Secrets[:MaxRecordedSecrets:MaxRecordedSecrets]
+	}
+	if len(u.Problems) > MaxRecordedProblems {
+		u.ProblemCount = int32(len(u.Problems))
+		u.Problems = u.Problems[:MaxRecordedProblems:MaxRecordedProblems]
+	}
+}
+
+// Compact keeps what decides a run (pod, index, succeeded, persisted), the
+// counts and the start of the first problem: the form of an upload recorded
+// when the run's record has grown large (many pods).
+func (u *OutputUpload) Compact() {
+	secrets, problems := u.WrittenSecrets(), max(int(u.ProblemCount), len(u.Problems))
+	u.Secrets, u.SecretCount = nil, int32(secrets)
+	if len(u.Problems) > 0 {
+		first := u.Problems[0]
+		if len(first) > 256 {
+			first = first[:256] + "…"
+		}
+		u.Problems, u.ProblemCount = []string{first}, int32(problems)
+	}
+}
+
+// WrittenSecrets is how many Secrets the upload wrote.
+func (u *OutputUpload) WrittenSecrets() int {
+	return max(int(u.SecretCount), len(u.Secrets))
 }
 
 // OutputSecret is a Secret written by a run.
@@ -398,10 +451,16 @@ type QuarksJobStatus struct {
 	// +optional
 	InputsHash string `json:"inputsHash,omitempty"`
 
-	// secrets are the output Secrets the newest finished run wrote.
+	// secrets are the output Secrets the newest finished run wrote, at most
+	// MaxRecordedSecrets of them.
 	// +optional
 	// +listType=atomic
 	Secrets []OutputSecret `json:"secrets,omitempty"`
+
+	// secretCount is how many Secrets the newest finished run wrote, when
+	// secrets does not list them all.
+	// +optional
+	SecretCount int32 `json:"secretCount,omitempty"`
 
 	// completed is true when the newest finished run succeeded. Kept for
 	// manifests and scripts written for the original QuarksJob.

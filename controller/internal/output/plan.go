@@ -40,6 +40,9 @@ type ContainerState struct {
 	// Terminated is true once the kubelet reported the container's exit.
 	Terminated bool
 	ExitCode   int32
+	// RemoteID is the literal REMOTE_ID (qjv1.RemoteIDEnv) the run's Job
+	// template gives the container; it becomes the Secrets' LabelRemoteID.
+	RemoteID string
 }
 
 // Secret is one Secret to write. For a versioned Secret, Name is the base
@@ -169,7 +172,7 @@ func Compute(spec *qjv1.Output, req *upload.Request, states map[string]Container
 					"output file %q of container %q %v", fileName, container, err)
 				continue
 			}
-			plan.addSecrets(spec, container, fileName, options, values)
+			plan.addSecrets(spec, container, state.RemoteID, fileName, options, values)
 		}
 	}
 
@@ -186,14 +189,14 @@ func Compute(spec *qjv1.Output, req *upload.Request, states map[string]Container
 }
 
 // addSecrets turns one valid output file into its Secrets.
-func (p *Plan) addSecrets(spec *qjv1.Output, container, fileName string, options qjv1.SecretOptions, values map[string]string) {
+func (p *Plan) addSecrets(spec *qjv1.Output, container, remoteID, fileName string, options qjv1.SecretOptions, values map[string]string) {
 	base := Secret{
 		Container:      container,
 		File:           fileName,
 		Versioned:      options.Versioned,
 		VersionsToKeep: spec.OutputVersionsToKeep(),
 		Retain:         spec.DeletePolicy != qjv1.OutputDelete,
-		Labels:         secretLabels(spec, options, container),
+		Labels:         secretLabels(spec, options, container, remoteID),
 		Annotations:    copyMap(options.AdditionalSecretAnnotations),
 	}
 	if options.PersistenceMethod != qjv1.PersistFanOut {
@@ -251,6 +254,13 @@ func checkSecret(s Secret) string {
 			return fmt.Sprintf("key %q cannot be a Secret data key: %s", key, strings.Join(errs, "; "))
 		}
 	}
+	// Admission checks the labels; this holds when the webhook was down.
+	for _, key := range sortedKeys(s.Labels) {
+		errs := append(validation.IsQualifiedName(key), validation.IsValidLabelValue(s.Labels[key])...)
+		if len(errs) > 0 {
+			return fmt.Sprintf("label %s=%q cannot be set: %s", key, s.Labels[key], strings.Join(errs, "; "))
+		}
+	}
 	return ""
 }
 
@@ -276,8 +286,9 @@ func toData(values map[string]string) map[string][]byte {
 }
 
 // secretLabels are the output's labels, then the file's, then the container
-// label. Values are used as given: admission rejects invalid ones.
-func secretLabels(spec *qjv1.Output, options qjv1.SecretOptions, container string) map[string]string {
+// and remote-id labels. Values are used as given: admission rejects invalid
+// ones (a REMOTE_ID that is no label value included).
+func secretLabels(spec *qjv1.Output, options qjv1.SecretOptions, container, remoteID string) map[string]string {
 	labels := map[string]string{}
 	for k, v := range spec.SecretLabels {
 		labels[k] = v
@@ -286,6 +297,9 @@ func secretLabels(spec *qjv1.Output, options qjv1.SecretOptions, container strin
 		labels[k] = v
 	}
 	labels[qjv1.LabelPersistentSecretContainer] = container
+	if remoteID != "" {
+		labels[qjv1.LabelRemoteID] = remoteID
+	}
 	return labels
 }
 

@@ -298,3 +298,29 @@ func names(secrets []Secret) []string {
 	}
 	return out
 }
+
+func TestRemoteIDLabel(t *testing.T) {
+	states := exited(map[string]int32{"gen": 0, "fan": 0})
+	gen := states["gen"]
+	gen.RemoteID = "db-1"
+	states["gen"] = gen
+	plan := Compute(spec(false), req(allGood), states)
+	if len(plan.Problems) != 0 {
+		t.Fatalf("unexpected problems: %+v", plan.Problems)
+	}
+	for _, s := range plan.Secrets {
+		got, set := s.Labels[qjv1.LabelRemoteID]
+		if want := s.Container == "gen"; set != want || (want && got != "db-1") {
+			t.Errorf("Secret %s of container %s: remote-id label %q (set %v)", s.Name, s.Container, got, set)
+		}
+	}
+
+	// A value that is no label value (admitted while the webhook was down)
+	// fails the file with a message instead of a refused write.
+	gen.RemoteID = "not a label value"
+	states["gen"] = gen
+	plan = Compute(spec(false), req(allGood), states)
+	if !plan.Blocked() || !strings.Contains(plan.Problems[0].Message, qjv1.LabelRemoteID) {
+		t.Fatalf("problems: %+v", plan.Problems)
+	}
+}

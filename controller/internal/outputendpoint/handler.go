@@ -187,7 +187,7 @@ func (h *handler) waitForExitCodes(ctx context.Context, run *run, spec *qjv1.Out
 	delay := 100 * time.Millisecond
 	pod := run.pod
 	for {
-		states := containerStates(pod)
+		states := containerStates(pod, run.job)
 		waiting := output.ContainersAwaitingExit(spec, states)
 		if len(waiting) == 0 {
 			return states, nil
@@ -224,14 +224,20 @@ func completionIndex(pod *corev1.Pod) *int32 {
 }
 
 // containerStates reads the exit codes from the pod's status. Regular and
-// init containers both count; the persister itself is never declared.
-func containerStates(pod *corev1.Pod) map[string]output.ContainerState {
-	states := map[string]output.ContainerState{}
-	for _, c := range pod.Spec.Containers {
-		states[c.Name] = output.ContainerState{InPod: true}
+// init containers both count; the persister itself is never declared. The
+// remote IDs come from the run's Job, which the controller created.
+func containerStates(pod *corev1.Pod, job *batchv1.Job) map[string]output.ContainerState {
+	remoteIDs := map[string]string{}
+	for _, list := range [][]corev1.Container{job.Spec.Template.Spec.Containers, job.Spec.Template.Spec.InitContainers} {
+		for i := range list {
+			remoteIDs[list[i].Name] = qjv1.RemoteID(&list[i])
+		}
 	}
-	for _, c := range pod.Spec.InitContainers {
-		states[c.Name] = output.ContainerState{InPod: true}
+	states := map[string]output.ContainerState{}
+	for _, list := range [][]corev1.Container{pod.Spec.Containers, pod.Spec.InitContainers} {
+		for _, c := range list {
+			states[c.Name] = output.ContainerState{InPod: true, RemoteID: remoteIDs[c.Name]}
+		}
 	}
 	for _, statuses := range [][]corev1.ContainerStatus{pod.Status.ContainerStatuses, pod.Status.InitContainerStatuses} {
 		for _, st := range statuses {
@@ -255,6 +261,7 @@ func containerStates(pod *corev1.Pod) map[string]output.ContainerState {
 // pods of one run append to the list without conflicting; a pod's second
 // upload replaces its entry, checked against the resourceVersion.
 func (h *handler) recordResult(ctx context.Context, run *run, result upload.Result) error {
+	result.Truncate() // the record stays small whatever the output
 	for range 8 {
 		qjob := &qjv1.QuarksJob{}
 		if err := h.reader.Get(ctx, client.ObjectKeyFromObject(run.qjob), qjob); err != nil {
@@ -267,6 +274,9 @@ func (h *handler) recordResult(ctx context.Context, run *run, result upload.Resu
 		ops := []jsonPatchOp{
 			{Op: "test", Path: "/status/lastRun/jobUID", Value: run.job.UID},
 			{Op: "test", Path: "/status/lastRun/result", Value: qjv1.RunRunning},
+		}
+		if recordedSize(last.Uploads)+recordedSize(result) > maxUploadsBytes {
+			result.Compact()
 		}
 		i := slices.IndexFunc(last.Uploads, func(u qjv1.OutputUpload) bool { return u.Pod == result.Pod })
 		switch {
@@ -292,6 +302,16 @@ func (h *handler) recordResult(ctx context.Context, run *run, result upload.Resu
 		return err
 	}
 	return fmt.Errorf("the status of QuarksJob %s kept changing", run.qjob.Name)
+}
+
+// maxUploadsBytes bounds the uploads in a run's record (the whole QuarksJob
+// must stay well below the API server's 1.5 MB): beyond it, each further
+// upload is recorded compacted (see OutputUpload.Compact).
+const maxUploadsBytes = 256 << 10
+
+func recordedSize(v any) int {
+	b, _ := json.Marshal(v)
+	return len(b)
 }
 
 type jsonPatchOp struct {
@@ -411,5 +431,5 @@ func secretNames(secrets []qjv1.OutputSecret) string {
 	for i, s := range secrets {
 		names[i] = s.Name
 	}
-	return strings.Join(names, ", ")
+	return joinNote(names)
 }

@@ -7,11 +7,11 @@ import (
 	"strconv"
 
 	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
+	"code.cloudfoundry.org/quarks-job/api/validation"
 	"code.cloudfoundry.org/quarks-job/controller/internal/references"
 )
 
@@ -34,7 +34,10 @@ type Run struct {
 // ReservedRunAnnotations) in the template are dropped: only the controller
 // sets them. The QuarksJob validation warns about them.
 func NewJob(qjob *qjv1.QuarksJob, run Run) (*batchv1.Job, error) {
-	template := qjob.Spec.Template.DeepCopy()
+	// The defaults admission sets, for QuarksJobs admitted without the webhook.
+	qjob = qjob.DeepCopy()
+	validation.Default(qjob)
+	template := &qjob.Spec.Template
 	runLabels := map[string]string{
 		qjv1.LabelQJobName: LabelValue(qjob.Name),
 		qjv1.LabelRun:      strconv.FormatInt(run.Number, 10),
@@ -71,10 +74,6 @@ func NewJob(qjob *qjv1.QuarksJob, run Run) (*batchv1.Job, error) {
 	pod.Labels = merge(withoutReserved(pod.Labels), runLabels)
 	pod.Annotations = withoutReserved(pod.Annotations)
 	references.Rename(&pod.Spec, run.Renames)
-	if pod.Spec.RestartPolicy == "" {
-		// A Job's pods may not restart Always, the pod default.
-		pod.Spec.RestartPolicy = corev1.RestartPolicyNever
-	}
 
 	if output := qjob.Spec.Output; output != nil && len(output.OutputMap) > 0 {
 		files, err := json.Marshal(output.OutputMap.Files())

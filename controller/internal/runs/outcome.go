@@ -52,7 +52,7 @@ func OutcomeOf(job *batchv1.Job, run *qjv1.Run) Outcome {
 			o.Result, o.Message = qjv1.RunFailed, describe("the job failed", c.Reason, c.Message)
 			o.CompletionTime = completionTime(job, c)
 			if o.Output != nil && len(o.Output.Problems) > 0 {
-				o.Message += "; output: " + strings.Join(o.Output.Problems, "; ")
+				o.Message += "; output: " + listed(o.Output.Problems)
 			}
 			return o
 		}
@@ -70,7 +70,7 @@ func combine(uploads []qjv1.OutputUpload) *upload.Result {
 	combined := &upload.Result{}
 	for _, u := range uploads {
 		if u.Persisted && !combined.Persisted {
-			combined.Persisted, combined.Pod, combined.Secrets = true, u.Pod, u.Secrets
+			combined.Persisted, combined.Pod, combined.Secrets, combined.SecretCount = true, u.Pod, u.Secrets, u.SecretCount
 		}
 	}
 	for _, u := range uploads {
@@ -80,7 +80,7 @@ func combine(uploads []qjv1.OutputUpload) *upload.Result {
 	}
 	if !combined.Persisted {
 		last := uploads[len(uploads)-1]
-		combined.Pod, combined.Secrets = last.Pod, last.Secrets
+		combined.Pod, combined.Secrets, combined.SecretCount = last.Pod, last.Secrets, last.SecretCount
 	}
 	return combined
 }
@@ -91,12 +91,40 @@ func combine(uploads []qjv1.OutputUpload) *upload.Result {
 // The message names what is missing.
 func (o *Outcome) checkOutput(job *batchv1.Job, uploads []qjv1.OutputUpload) {
 	if missing := missingOutput(job, uploads); len(missing) > 0 {
-		o.Result, o.Message = qjv1.RunFailed, "the job completed but its output was not persisted: "+strings.Join(missing, "; ")
+		o.Result, o.Message = qjv1.RunFailed, "the job completed but its output was not persisted: "+listed(missing)
 		return
 	}
 	if len(o.Output.Problems) > 0 {
-		o.Message = "the job completed; output: " + strings.Join(o.Output.Problems, "; ")
+		o.Message = "the job completed; output: " + listed(o.Output.Problems)
 	}
+}
+
+// maxListed and maxMessage bound a run's message (a condition's message may
+// hold 32 kB): a run of thousands of pods or files names the first few
+// problems and counts the rest; the uploads in the record hold more.
+const (
+	maxListed  = 10
+	maxMessage = 4096
+)
+
+// listed joins items with "; ", at most maxListed of them and about
+// maxMessage bytes, and says how many more there are.
+func listed(items []string) string {
+	var b strings.Builder
+	for i, item := range items {
+		if len(item) > maxMessage {
+			item = item[:maxMessage] + "…"
+		}
+		if i > 0 && (i == maxListed || b.Len()+len(item) > maxMessage) {
+			fmt.Fprintf(&b, "; … and %d more", len(items)-i)
+			break
+		}
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(item)
+	}
+	return b.String()
 }
 
 // done reports whether an upload shows its pod did its part: every declaring
@@ -157,7 +185,7 @@ func missingOutput(job *batchv1.Job, uploads []qjv1.OutputUpload) []string {
 func describeUpload(u qjv1.OutputUpload) string {
 	switch {
 	case len(u.Problems) > 0:
-		return strings.Join(u.Problems, "; ")
+		return listed(u.Problems)
 	case !u.Succeeded:
 		return "a container that declares output did not exit with code 0"
 	default:

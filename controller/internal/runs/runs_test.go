@@ -2,6 +2,7 @@ package runs
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -315,5 +316,26 @@ func TestOriginalPlacementOfJobSpecFields(t *testing.T) {
 	}
 	if *job.Spec.Parallelism != 1 {
 		t.Errorf("parallelism = %d, want spec.template.spec's 1", *job.Spec.Parallelism)
+	}
+}
+
+// TestMessageOfManyFailedPodsIsBounded: a run of 2,000 pods that all failed
+// to persist names the first few and counts the rest, within what a
+// condition's message may hold.
+func TestMessageOfManyFailedPodsIsBounded(t *testing.T) {
+	declared := &qjv1.Output{OutputMap: qjv1.OutputMap{"c": {"a.json": {Name: "a"}}}}
+	job := &batchv1.Job{
+		Spec:   batchv1.JobSpec{Completions: ptr.To[int32](2000), Parallelism: ptr.To[int32](100)},
+		Status: batchv1.JobStatus{Succeeded: 2000, Conditions: []batchv1.JobCondition{{Type: batchv1.JobComplete, Status: corev1.ConditionTrue}}},
+	}
+	var uploads []qjv1.OutputUpload
+	for i := range 2000 {
+		uploads = append(uploads, qjv1.OutputUpload{Pod: fmt.Sprintf("pod-%d", i), Succeeded: true,
+			Problems: []string{strings.Repeat("x", 300)}})
+	}
+	o := OutcomeOf(job, &qjv1.Run{Output: declared, Uploads: uploads})
+	if o.Result != qjv1.RunFailed || len(o.Message) > maxMessage+200 || !strings.Contains(o.Message, "more") ||
+		!strings.Contains(o.Message, "0 of the 2000 pods that succeeded persisted their output; pod pod-0: xxx") {
+		t.Fatalf("got %s, %d bytes: %.300q", o.Result, len(o.Message), o.Message)
 	}
 }

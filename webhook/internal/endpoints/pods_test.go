@@ -18,9 +18,9 @@ import (
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
 	"code.cloudfoundry.org/quarks-job/api/upload"
+	"code.cloudfoundry.org/quarks-job/api/validation/validationtest"
 	"code.cloudfoundry.org/quarks-job/webhook/internal/endpoints"
 	"code.cloudfoundry.org/quarks-job/webhook/internal/inject"
-	"code.cloudfoundry.org/quarks-job/webhook/internal/validate/validatetest"
 )
 
 func create(t *testing.T, obj client.Object) {
@@ -204,7 +204,7 @@ func TestQuarksJobPodsWaitWhileTheWebhookIsDown(t *testing.T) {
 	downQJ.Webhooks[0].NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"webhook-down-test": "true"}}
 	create(t, downQJ)
 	t.Cleanup(func() { _ = k8s.Delete(context.Background(), downQJ) })
-	qj := validatetest.GoodQuarksJob()
+	qj := validationtest.GoodQuarksJob()
 	qj.Namespace = ns
 	create(t, qj)
 }

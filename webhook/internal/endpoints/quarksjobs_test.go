@@ -9,13 +9,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
+	"code.cloudfoundry.org/quarks-job/api/validation/validationtest"
 	"code.cloudfoundry.org/quarks-job/webhook/internal/endpoints"
-	"code.cloudfoundry.org/quarks-job/webhook/internal/validate/validatetest"
 )
 
 func TestQuarksJobRules(t *testing.T) {
 	ns := namespace(t, nil)
-	good := validatetest.GoodQuarksJob()
+	good := validationtest.GoodQuarksJob()
 	good.Namespace = ns
 	before := callCount(endpoints.QuarksJobValidatePath)
 	create(t, good)
@@ -23,9 +23,9 @@ func TestQuarksJobRules(t *testing.T) {
 		t.Error("the QuarksJob was not sent to the validating webhook")
 	}
 
-	for _, tc := range validatetest.Cases {
+	for _, tc := range validationtest.Cases {
 		t.Run(tc.Name, func(t *testing.T) {
-			qj := validatetest.GoodQuarksJob()
+			qj := validationtest.GoodQuarksJob()
 			qj.Namespace = ns
 			qj.Name = ""
 			qj.GenerateName = "bad-"
@@ -47,7 +47,7 @@ func TestQuarksJobRules(t *testing.T) {
 
 func TestQuarksJobDefaults(t *testing.T) {
 	ns := namespace(t, nil)
-	qj := validatetest.GoodQuarksJob()
+	qj := validationtest.GoodQuarksJob()
 	qj.Namespace = ns
 	qj.Spec.Template.Spec.Template.Spec.RestartPolicy = ""
 	qj.Spec.Output.OutputType = ""

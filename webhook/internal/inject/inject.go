@@ -86,26 +86,12 @@ func OutputFiles(pod *corev1.Pod) (files map[string][]string, ok bool, err error
 	}
 	for container, names := range files {
 		for _, name := range names {
-			if err := CheckFileName(name); err != nil {
+			if err := upload.CheckFileName(name); err != nil {
 				return nil, false, fmt.Errorf("annotation %s: container %q: %w", qjv1.AnnotationOutputFiles, container, err)
 			}
 		}
 	}
 	return files, len(files) > 0, nil
-}
-
-// CheckFileName accepts a plain file name: not empty, not "." or "..", no
-// path separator.
-func CheckFileName(name string) error {
-	switch {
-	case name == "":
-		return fmt.Errorf("output file name is empty")
-	case name == "." || name == "..":
-		return fmt.Errorf("output file name %q is not a file name", name)
-	case strings.ContainsAny(name, "/\\\x00"):
-		return fmt.Errorf("output file name %q must be a plain file name, without '/'", name)
-	}
-	return nil
 }
 
 // OutputVolumeName is the name of the output volume of a container. It

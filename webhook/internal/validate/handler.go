@@ -1,3 +1,5 @@
+// Package validate is the QuarksJob admission webhook: it applies the rules
+// of package validation (shared with the controller) at admission.
 package validate
 
 import (
@@ -8,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
+	"code.cloudfoundry.org/quarks-job/api/validation"
 )
 
 // Validator is the validating admission handler for QuarksJobs.
@@ -17,7 +20,7 @@ var _ admission.Validator[*qjv1.QuarksJob] = Validator{}
 
 // ValidateCreate rejects a QuarksJob with any problem, each naming its field.
 func (Validator) ValidateCreate(_ context.Context, qj *qjv1.QuarksJob) (admission.Warnings, error) {
-	return Warnings(qj), invalid(qj)
+	return validation.Warnings(qj), invalid(qj)
 }
 
 // ValidateUpdate validates the new spec. An update that leaves the spec as it
@@ -27,7 +30,7 @@ func (Validator) ValidateUpdate(_ context.Context, old, qj *qjv1.QuarksJob) (adm
 	if equality.Semantic.DeepEqual(old.Spec, qj.Spec) {
 		return nil, nil
 	}
-	return Warnings(qj), invalid(qj)
+	return validation.Warnings(qj), invalid(qj)
 }
 
 // ValidateDelete allows every deletion.
@@ -36,7 +39,7 @@ func (Validator) ValidateDelete(context.Context, *qjv1.QuarksJob) (admission.War
 }
 
 func invalid(qj *qjv1.QuarksJob) error {
-	errs := QuarksJob(qj)
+	errs := validation.QuarksJob(qj)
 	if len(errs) == 0 {
 		return nil
 	}
@@ -48,8 +51,8 @@ type Defaulter struct{}
 
 var _ admission.Defaulter[*qjv1.QuarksJob] = Defaulter{}
 
-// Default sets the defaults of Default.
+// Default sets the defaults of validation.Default.
 func (Defaulter) Default(_ context.Context, qj *qjv1.QuarksJob) error {
-	Default(qj)
+	validation.Default(qj)
 	return nil
 }

@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
+	"code.cloudfoundry.org/quarks-job/api/validation"
 	"code.cloudfoundry.org/quarks-job/controller/internal/metrics"
 	"code.cloudfoundry.org/quarks-job/controller/internal/references"
 	"code.cloudfoundry.org/quarks-job/controller/internal/runs"
@@ -405,6 +406,17 @@ func (r *Reconciler) start(ctx context.Context, qjob *qjv1.QuarksJob, fresh bool
 		return nil
 	}
 	run := runs.Run{Number: request.Run, By: request.By, InputsHash: in.hash, Renames: in.renames}
+	defaulted := qjob.DeepCopy()
+	validation.Default(defaulted)
+	if errs := validation.QuarksJob(defaulted); len(errs) > 0 {
+		// Admitted without the webhook's check (it was down, or the
+		// QuarksJob is older than a rule): the run fails with the message
+		// admission would have given, and the request is consumed.
+		obs.startFailure = &startFailure{run: run, jobName: runs.JobName(qjob.Name, run.Number),
+			reason: "the QuarksJob is invalid, no Job was created: " + apierrors.NewInvalid(
+				qjv1.GroupVersion.WithKind("QuarksJob").GroupKind(), qjob.Name, errs).Error()}
+		return nil
+	}
 	job, err := runs.NewJob(qjob, run)
 	if err == nil {
 		err = r.Client.Create(ctx, job)

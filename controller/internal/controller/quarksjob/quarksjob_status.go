@@ -165,7 +165,7 @@ func newRun(s *startedRun, output *qjv1.Output, now metav1.Time) *qjv1.Run {
 // the newest finished run.
 func finish(status *qjv1.QuarksJobStatus, last *qjv1.Run, outcome *runs.Outcome) {
 	status.Completed = last.Result == qjv1.RunSucceeded
-	status.Secrets = nil
+	status.Secrets, status.SecretCount = nil, 0
 	condition := metav1.Condition{Type: ConditionLastRunSucceeded, Status: metav1.ConditionTrue, Reason: "Succeeded", Message: last.Message}
 	if last.Result != qjv1.RunSucceeded {
 		condition.Status, condition.Reason = metav1.ConditionFalse, "Failed"
@@ -179,8 +179,8 @@ func finish(status *qjv1.QuarksJobStatus, last *qjv1.Run, outcome *runs.Outcome)
 	persisted := metav1.Condition{Type: ConditionOutputPersisted, Status: metav1.ConditionFalse, Reason: "NotPersisted",
 		Message: fmt.Sprintf("run %d: no output was uploaded", last.Number)}
 	if out := outcome.Output; out != nil {
-		status.Secrets = out.Secrets
-		persisted.Message = fmt.Sprintf("run %d wrote %d Secrets", last.Number, len(out.Secrets))
+		status.Secrets, status.SecretCount = out.Secrets, out.SecretCount
+		persisted.Message = fmt.Sprintf("run %d wrote %d Secrets", last.Number, out.WrittenSecrets())
 		if len(out.Problems) > 0 {
 			persisted.Message += "; problems: " + fmt.Sprint(out.Problems)
 		}

@@ -2,6 +2,7 @@ package quarksjob
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -60,4 +61,41 @@ func TestRunWhosePodsCannotBeCreatedFails(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestInvalidQuarksJobFailsItsRun: a QuarksJob the webhook would have refused
+// (here admitted while it was down) fails its run at once with admission's
+// message and an Event; no Job is created, and a corrected spec runs.
+func TestInvalidQuarksJobFailsItsRun(t *testing.T) {
+	startOperator(t, nil)
+	ns := namespace(t)
+	qj := newQJob(ns, "ghost", qjv1.StrategyNow)
+	qj.Spec.Output = &qjv1.Output{OutputMap: qjv1.OutputMap{"ghost": {"a.json": {Name: "ghost-a"}}}}
+	if err := k8s.Create(ctx, qj); err != nil {
+		t.Fatal(err)
+	}
+	q := waitStatus(t, ns, "ghost", lastRun(1, qjv1.RunFailed))
+	want := `spec.output.outputMap[ghost]: Invalid value: "ghost": no container of this name in spec.template.spec.template.spec.containers`
+	if msg := q.Status.LastRun.Message; !strings.Contains(msg, "the QuarksJob is invalid, no Job was created") || !strings.Contains(msg, want) {
+		t.Errorf("run 1 message = %q; want admission's message %q", msg, want)
+	}
+	if names := jobNames(t, ns); len(names) != 0 {
+		t.Errorf("Jobs of an invalid QuarksJob: %v", names)
+	}
+	eventually(t, "a RunFailed Event", func() error {
+		if reasons := eventReasons(t, ns, "ghost"); !slices.Contains(reasons, "RunFailed") {
+			return fmt.Errorf("events: %v", reasons)
+		}
+		return nil
+	})
+
+	// Corrected, the next trigger runs.
+	eventually(t, "the corrected spec", func() error {
+		q := getQJob(t, ns, "ghost")
+		q.Spec.Output.OutputMap = qjv1.OutputMap{"main": {"a.json": {Name: "ghost-a"}}}
+		q.Spec.Trigger.Strategy = qjv1.StrategyNow
+		return k8s.Update(ctx, q)
+	})
+	waitStatus(t, ns, "ghost", lastRun(2, qjv1.RunRunning))
+	waitJobs(t, ns, "ghost-2")
 }

@@ -1,6 +1,9 @@
-// Package validate checks and defaults QuarksJobs at admission, for the
-// rules the CRD schema cannot express. Each problem names its field.
-package validate
+// Package validation checks and defaults QuarksJobs, for the rules the CRD
+// schema cannot express. The webhook applies it at admission; the controller
+// applies it again before it creates a run's Job, so a QuarksJob admitted
+// while the webhook was down fails its run with the same message instead of
+// creating pods that cannot work. Each problem names its field.
+package validation
 
 import (
 	"fmt"
@@ -17,7 +20,6 @@ import (
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
 	"code.cloudfoundry.org/quarks-job/api/upload"
-	"code.cloudfoundry.org/quarks-job/webhook/internal/inject"
 )
 
 // MaxVersionDigits is how many digits of N a versioned Secret's name
@@ -125,14 +127,19 @@ func output(out *qjv1.Output, podSpec *corev1.PodSpec) field.ErrorList {
 	secretNames := map[string]*field.Path{}
 	for _, container := range slices.Sorted(maps.Keys(out.OutputMap)) {
 		containerPath := mapPath.Key(container)
-		if !slices.ContainsFunc(podSpec.Containers, func(c corev1.Container) bool { return c.Name == container }) {
+		if i := slices.IndexFunc(podSpec.Containers, func(c corev1.Container) bool { return c.Name == container }); i < 0 {
 			errs = append(errs, field.Invalid(containerPath, container,
 				fmt.Sprintf("no container of this name in %s", podSpecPath.Child("containers"))))
+		} else if id := qjv1.RemoteID(&podSpec.Containers[i]); id != "" {
+			for _, msg := range validation.IsValidLabelValue(id) {
+				errs = append(errs, field.Invalid(podSpecPath.Child("containers").Index(i).Child("env").Key(qjv1.RemoteIDEnv), id,
+					"becomes the label "+qjv1.LabelRemoteID+" of the container's output Secrets: "+msg))
+			}
 		}
 		files := out.OutputMap[container]
 		for _, file := range slices.Sorted(maps.Keys(files)) {
 			filePath := containerPath.Key(file)
-			if err := inject.CheckFileName(file); err != nil {
+			if err := upload.CheckFileName(file); err != nil {
 				errs = append(errs, field.Invalid(filePath, file, err.Error()))
 			}
 			secret := files[file]

@@ -1,6 +1,6 @@
-// Package validatetest holds QuarksJobs for the tests of the QuarksJob
+// Package validationtest holds QuarksJobs for the tests of the QuarksJob
 // rules: one that passes them all, and a way to break each rule.
-package validatetest
+package validationtest
 
 import (
 	"strings"
@@ -90,6 +90,10 @@ var Cases = []struct {
 		qj.Spec.Template.Spec.Template.Spec.Containers = append(qj.Spec.Template.Spec.Template.Spec.Containers,
 			corev1.Container{Name: "output-persist", Image: "busybox"})
 	}, []string{"spec.template.spec.template.spec.containers[1].name", "reserved for the output persister"}},
+	{"REMOTE_ID that is no label value", func(qj *qjv1.QuarksJob) {
+		c := &qj.Spec.Template.Spec.Template.Spec.Containers[0]
+		c.Env = append(c.Env, corev1.EnvVar{Name: qjv1.RemoteIDEnv, Value: "not a label value"})
+	}, []string{"spec.template.spec.template.spec.containers[0].env[REMOTE_ID]", "quarks.cloudfoundry.org/remote-id"}},
 	{"outputType other than json", func(qj *qjv1.QuarksJob) {
 		qj.Spec.Output.OutputType = "yaml"
 	}, []string{"spec.output.outputType", `supported values: "json"`}},

@@ -8,59 +8,11 @@ import (
 	"k8s.io/utils/ptr"
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
-	"code.cloudfoundry.org/quarks-job/webhook/internal/validate/validatetest"
+	"code.cloudfoundry.org/quarks-job/api/validation/validationtest"
 )
 
-func TestQuarksJob(t *testing.T) {
-	if errs := QuarksJob(validatetest.GoodQuarksJob()); len(errs) > 0 {
-		t.Fatalf("the good QuarksJob is rejected: %v", errs.ToAggregate())
-	}
-	for _, tc := range validatetest.Cases {
-		t.Run(tc.Name, func(t *testing.T) {
-			qj := validatetest.GoodQuarksJob()
-			tc.Break(qj)
-			errs := QuarksJob(qj)
-			if len(errs) == 0 {
-				t.Fatal("accepted")
-			}
-			msg := errs.ToAggregate().Error()
-			for _, want := range tc.WantErr {
-				if !strings.Contains(msg, want) {
-					t.Errorf("error %q does not contain %q", msg, want)
-				}
-			}
-		})
-	}
-}
-
-func TestDefault(t *testing.T) {
-	qj := validatetest.GoodQuarksJob()
-	qj.Spec.Template.Spec.Template.Spec.RestartPolicy = ""
-	qj.Spec.Output.OutputType = ""
-	Default(qj)
-	if got := qj.Spec.Template.Spec.Template.Spec.RestartPolicy; got != corev1.RestartPolicyNever {
-		t.Errorf("restartPolicy = %q, want Never", got)
-	}
-	if got := qj.Spec.Output.OutputType; got != qjv1.OutputTypeJSON {
-		t.Errorf("outputType = %q, want json", got)
-	}
-	if got := qj.Spec.Output.OutputMap["gen"]["creds.json"].PersistenceMethod; got != qjv1.PersistOneToOne {
-		t.Errorf("persistencemethod = %q, want one-to-one", got)
-	}
-	if errs := QuarksJob(qj); len(errs) > 0 {
-		t.Errorf("a defaulted QuarksJob is rejected: %v", errs.ToAggregate())
-	}
-
-	kept := validatetest.GoodQuarksJob()
-	kept.Spec.Template.Spec.Template.Spec.RestartPolicy = corev1.RestartPolicyOnFailure
-	Default(kept)
-	if got := kept.Spec.Template.Spec.Template.Spec.RestartPolicy; got != corev1.RestartPolicyOnFailure {
-		t.Errorf("restartPolicy OnFailure was changed to %q", got)
-	}
-}
-
 func TestUpdateOfUnchangedSpecIsAllowed(t *testing.T) {
-	old := validatetest.GoodQuarksJob()
+	old := validationtest.GoodQuarksJob()
 	old.Spec.Template.Spec.Template.Spec.RestartPolicy = corev1.RestartPolicyAlways
 	updated := old.DeepCopy()
 	updated.Annotations = map[string]string{qjv1.AnnotationRequestedRun: "2"}
@@ -74,7 +26,7 @@ func TestUpdateOfUnchangedSpecIsAllowed(t *testing.T) {
 }
 
 func TestReservedTemplateKeysWarn(t *testing.T) {
-	qj := validatetest.GoodQuarksJob()
+	qj := validationtest.GoodQuarksJob()
 	if w, err := (Validator{}).ValidateCreate(t.Context(), qj); err != nil || len(w) > 0 {
 		t.Fatalf("the good QuarksJob: warnings %v, err %v", w, err)
 	}
@@ -86,7 +38,7 @@ func TestReservedTemplateKeysWarn(t *testing.T) {
 }
 
 func TestOriginalPlacementOfJobSpecFields(t *testing.T) {
-	qj := validatetest.GoodQuarksJob()
+	qj := validationtest.GoodQuarksJob()
 	qj.Spec.Template.BackoffLimit = ptr.To[int32](2)
 	w, err := (Validator{}).ValidateCreate(t.Context(), qj)
 	if err != nil || len(w) != 1 || !strings.Contains(w[0], "spec.template.backoffLimit is where the original QuarksJob took it; it is used as spec.template.spec.backoffLimit") {

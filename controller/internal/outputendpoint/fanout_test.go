@@ -1,0 +1,90 @@
+package outputendpoint
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
+	"code.cloudfoundry.org/quarks-job/api/upload"
+)
+
+// TestFanOutOf5000Secrets: 50 pods of one run each upload a fan-out file of
+// 100 keys, 5,000 Secrets in all. Every Secret is written, every pod's upload
+// is recorded, and the run's record stays small: each upload lists at most
+// qjv1.MaxRecordedSecrets Secrets and counts the rest.
+func TestFanOutOf5000Secrets(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 5,000 Secrets")
+	}
+	const pods, keys = 50, 100
+	ns := newNamespace(t)
+	spec := &qjv1.Output{DeletePolicy: qjv1.OutputDelete,
+		OutputMap: qjv1.OutputMap{"fan": {"many.json": {Name: "many", PersistenceMethod: qjv1.PersistFanOut}}}}
+	r := newRun(t, ns, "fanout", spec, "fan")
+	all := []*corev1.Pod{r.pod}
+	for i := 1; i < pods; i++ {
+		all = append(all, r.addPod(t, fmt.Sprintf("fanout-1-pod-%d", i), "fan"))
+	}
+
+	start := time.Now()
+	errs := make(chan error, pods)
+	for i, pod := range all {
+		exit(t, pod, map[string]int32{"fan": 0})
+		content := map[string]string{}
+		for k := range keys {
+			content[fmt.Sprintf("p%02d-k%03d", i, k)] = fmt.Sprintf(`{"value":"%d-%d"}`, i, k)
+		}
+		body, err := json.Marshal(content)
+		must(t, err)
+		bearer := token(t, pod, upload.Audience)
+		go func() {
+			status, answer := post(t, bearer, files(map[string]map[string]string{"fan": {"many.json": string(body)}}))
+			if status != http.StatusOK || len(answer.Problems) > 0 {
+				errs <- fmt.Errorf("pod %s: status %d, problems %v", pod.Name, status, answer.Problems)
+				return
+			}
+			errs <- nil
+		}()
+	}
+	for range all {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	t.Logf("figure: %d pods uploaded %d fan-out Secrets in %s", pods, pods*keys, time.Since(start).Round(time.Millisecond))
+
+	list := &corev1.SecretList{}
+	must(t, k8s.List(context.Background(), list, client.InNamespace(ns), client.MatchingLabels{qjv1.LabelPersistentSecretContainer: "fan"}))
+	if len(list.Items) != pods*keys {
+		t.Errorf("%d Secrets written, want %d", len(list.Items), pods*keys)
+	}
+
+	qjob := &qjv1.QuarksJob{}
+	must(t, k8s.Get(context.Background(), client.ObjectKeyFromObject(r.qjob), qjob))
+	uploads := qjob.Status.LastRun.Uploads
+	if len(uploads) != pods {
+		t.Fatalf("%d uploads recorded, want %d", len(uploads), pods)
+	}
+	for _, u := range uploads {
+		if !u.Persisted || u.WrittenSecrets() != keys || len(u.Secrets) > qjv1.MaxRecordedSecrets {
+			t.Errorf("upload of %s: persisted %v, %d Secrets counted, %d listed", u.Pod, u.Persisted, u.WrittenSecrets(), len(u.Secrets))
+		}
+	}
+	size, err := json.Marshal(qjob)
+	must(t, err)
+	t.Logf("figure: the QuarksJob with the run's record of %d uploads is %d bytes", len(uploads), len(size))
+	if len(size) > 2*maxUploadsBytes {
+		t.Errorf("the QuarksJob is %d bytes; its record must stay near %d", len(size), maxUploadsBytes)
+	}
+	if !strings.Contains(string(size), `"secretCount":100`) {
+		t.Error("no upload says how many Secrets it wrote")
+	}
+}
