@@ -48,6 +48,9 @@ func QuarksJob(qj *qjv1.QuarksJob) field.ErrorList {
 				"differs from spec.template.spec.%s; set it in one place (spec.template.spec.%s)", f.Name, f.Name)))
 		}
 	}
+	if d := qj.Spec.RunStartTimeout; d != nil && d.Duration <= 0 {
+		errs = append(errs, field.Invalid(specPath.Child("runStartTimeout"), d.Duration.String(), "must be a positive duration, such as 90s or 10m"))
+	}
 	errs = append(errs, output(qj.Spec.Output, podSpec)...)
 	return errs
 }

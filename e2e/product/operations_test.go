@@ -39,6 +39,7 @@ func TestProduct(t *testing.T) {
 		t.Run("versioned-secret-reference", testVersionedSecretReference)
 		t.Run("forgery", testForgery)
 		t.Run("many-pods", testManyPods)
+		t.Run("image-cannot-be-pulled", testImageCannotBePulled)
 	})
 	t.Logf("figure: parallel tests took %s", time.Since(start).Round(100*time.Millisecond))
 	t.Run("webhook-unavailable", testWebhookUnavailable)
@@ -147,6 +148,40 @@ func testWebhookUnavailable(t *testing.T) {
 	if pods := e.runPods("waits", 1); len(pods) != 0 {
 		t.Fatalf("QuarksJob pod %s was created while no webhook answers", pods[0].pod.Name)
 	}
+
+	// A QuarksJob the webhook would refuse is admitted while it is down (the QuarksJob
+	// webhooks fail open); its run fails at once with admission's message, and no Job exists.
+	bad := time.Now()
+	e.apply("invalid qjob", []byte(`
+apiVersion: quarks.cloudfoundry.org/v1alpha1
+kind: QuarksJob
+metadata:
+  name: invalid
+spec:
+  trigger:
+    strategy: once
+  output:
+    outputMap:
+      ghost:
+        out.json:
+          name: invalid-out
+  template:
+    spec:
+      template:
+        spec:
+          containers:
+          - name: main
+            image: busybox
+`))
+	q = e.waitRunFinished("invalid", 1)
+	e.wantRun(q, 1, qjv1.RunFailed)
+	if msg := q.Status.LastRun.Message; !strings.Contains(msg, "spec.output.outputMap[ghost]") || !strings.Contains(msg, "no container of this name") {
+		t.Errorf("the invalid QuarksJob's run says %q; want admission's message", msg)
+	}
+	if _, err := suite.kube.BatchV1().Jobs(e.namespace).Get(ctx, q.Status.LastRun.JobName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the invalid QuarksJob's Job: %v; want none", err)
+	}
+	t.Logf("figure: invalid QuarksJob admitted with the webhook down → run Failed: %s", ms(time.Since(bad)))
 
 	back := time.Now()
 	if err := scaleWebhook(ctx, replicas); err != nil {

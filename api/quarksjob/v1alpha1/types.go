@@ -240,6 +240,13 @@ type QuarksJobSpec struct {
 	// or Secret its pods reference changes.
 	// +optional
 	UpdateOnConfigChange bool `json:"updateOnConfigChange,omitempty"`
+
+	// runStartTimeout is how long a run's pods may take to start (be
+	// created, scheduled, pull their images) before the run fails with the
+	// reason the API gives. Unset, the controller's --run-start-timeout
+	// (5m unless the chart's controller.runStartTimeout says otherwise).
+	// +optional
+	RunStartTimeout *metav1.Duration `json:"runStartTimeout,omitempty"`
 }
 
 // RunTrigger is what started a run.

@@ -94,6 +94,9 @@ var Cases = []struct {
 		c := &qj.Spec.Template.Spec.Template.Spec.Containers[0]
 		c.Env = append(c.Env, corev1.EnvVar{Name: qjv1.RemoteIDEnv, Value: "not a label value"})
 	}, []string{"spec.template.spec.template.spec.containers[0].env[REMOTE_ID]", "quarks.cloudfoundry.org/remote-id"}},
+	{"runStartTimeout not positive", func(qj *qjv1.QuarksJob) {
+		qj.Spec.RunStartTimeout = &metav1.Duration{}
+	}, []string{"spec.runStartTimeout", "positive duration"}},
 	{"outputType other than json", func(qj *qjv1.QuarksJob) {
 		qj.Spec.Output.OutputType = "yaml"
 	}, []string{"spec.output.outputType", `supported values: "json"`}},

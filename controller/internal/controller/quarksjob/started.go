@@ -37,7 +37,10 @@ func (r *Reconciler) checkStarted(ctx context.Context, qjob *qjv1.QuarksJob, obs
 		return 0, nil
 	}
 	timeout := r.RunStartTimeout
-	if timeout <= 0 {
+	switch d := qjob.Spec.RunStartTimeout; {
+	case d != nil && d.Duration > 0:
+		timeout = d.Duration
+	case timeout <= 0:
 		timeout = DefaultRunStartTimeout
 	}
 	if wait := last.StartTime.Add(timeout).Sub(r.Now()); wait > 0 {
@@ -71,12 +74,18 @@ func started(pod *corev1.Pod) bool {
 	if pod.Status.Phase != corev1.PodPending {
 		return true
 	}
+	// Pending, and the kubelet may report the phase late: started once every
+	// container has run. A pod with one container running and another
+	// waiting for its image has not started; its run would never end.
+	if len(pod.Status.ContainerStatuses) < len(pod.Spec.Containers) {
+		return false
+	}
 	for _, c := range pod.Status.ContainerStatuses {
-		if c.State.Running != nil || c.State.Terminated != nil {
-			return true
+		if c.State.Running == nil && c.State.Terminated == nil {
+			return false
 		}
 	}
-	return false
+	return true
 }
 
 // whyWaiting says what holds a pending pod.

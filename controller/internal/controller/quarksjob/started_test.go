@@ -99,3 +99,28 @@ func TestInvalidQuarksJobFailsItsRun(t *testing.T) {
 	waitStatus(t, ns, "ghost", lastRun(2, qjv1.RunRunning))
 	waitJobs(t, ns, "ghost-2")
 }
+
+func TestStarted(t *testing.T) {
+	running := corev1.ContainerStatus{Name: "a", State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}
+	pulling := corev1.ContainerStatus{Name: "b", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff"}}}
+	done := corev1.ContainerStatus{Name: "b", State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{}}}
+	two := corev1.PodSpec{Containers: []corev1.Container{{Name: "a"}, {Name: "b"}}}
+	cases := []struct {
+		name     string
+		phase    corev1.PodPhase
+		statuses []corev1.ContainerStatus
+		want     bool
+	}{
+		{"running pod", corev1.PodRunning, nil, true},
+		{"pending, nothing reported", corev1.PodPending, nil, false},
+		{"pending, one container waits for its image", corev1.PodPending, []corev1.ContainerStatus{running, pulling}, false},
+		{"pending, one of two reported", corev1.PodPending, []corev1.ContainerStatus{running}, false},
+		{"pending, every container ran (phase reported late)", corev1.PodPending, []corev1.ContainerStatus{running, done}, true},
+	}
+	for _, c := range cases {
+		pod := &corev1.Pod{Spec: two, Status: corev1.PodStatus{Phase: c.phase, ContainerStatuses: c.statuses}}
+		if got := started(pod); got != c.want {
+			t.Errorf("%s: started = %v, want %v", c.name, got, c.want)
+		}
+	}
+}

@@ -1,0 +1,60 @@
+//go:build e2e
+
+package product_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
+)
+
+// testImageCannotBePulled: a run whose pod waits for an image that does not exist fails after
+// the QuarksJob's runStartTimeout with the kubelet's pull message, and its Job is suspended.
+func testImageCannotBePulled(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "noimage", nil)
+	image := "127.0.0.1:1/quarks-job-e2e/missing:none" // nothing listens: the pull fails at once
+	if suite.registry != "" {
+		image = suite.registry + "/quarks-job-e2e/missing:none" // the registry answers: not found
+	}
+	start := time.Now()
+	e.apply("qjob", fmt.Appendf(nil, `
+apiVersion: quarks.cloudfoundry.org/v1alpha1
+kind: QuarksJob
+metadata:
+  name: noimage
+spec:
+  runStartTimeout: 20s
+  trigger:
+    strategy: once
+  template:
+    spec:
+      template:
+        spec:
+          containers:
+          - name: main
+            image: %s
+`, image))
+	q := e.waitRunFinished("noimage", 1)
+	e.wantRun(q, 1, qjv1.RunFailed)
+	msg := q.Status.LastRun.Message
+	t.Logf("figure: created → run Failed (runStartTimeout 20s): %s; message %q", ms(time.Since(start)), msg)
+	if !strings.Contains(msg, "within 20s") || !strings.Contains(msg, "ImagePull") && !strings.Contains(msg, "ErrImagePull") {
+		t.Errorf("run 1 message %q; want the timeout and the pull reason", msg)
+	}
+	job, err := suite.kube.BatchV1().Jobs(e.namespace).Get(e.ctx, q.Status.LastRun.JobName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if job.Spec.Suspend == nil || !*job.Spec.Suspend {
+		t.Errorf("the failed run's Job %s is not suspended", job.Name)
+	}
+	if events, ok := e.waitEvent("QuarksJob", "noimage", "RunFailed", runTimeout); !ok {
+		t.Errorf("no RunFailed Event: %v", events)
+	}
+}
