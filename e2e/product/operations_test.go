@@ -548,6 +548,18 @@ func testControllerUnreachable(t *testing.T) {
 		}
 	})
 
+	// A template with ttlSecondsAfterFinished: 0 keeps its run's result, and the restart below
+	// does not run it again (the controller drops the ttl and deletes the Job itself).
+	ttlJob := strings.Replace(outputJobTo("ttl", "ttl-out", `echo '{"k":"v"}' > /mnt/quarks/out.json`, false),
+		"  template:\n    spec:\n", "  template:\n    spec:\n      ttlSecondsAfterFinished: 0\n", 1)
+	if !strings.Contains(ttlJob, "ttlSecondsAfterFinished: 0") {
+		t.Fatalf("the ttl manifest lacks its ttl:\n%s", ttlJob)
+	}
+	e.apply("ttl qjob", []byte(ttlJob))
+	q := e.waitRunFinished("ttl", 1)
+	e.wantRun(q, 1, qjv1.RunSucceeded)
+	wantData(t, e.secret("ttl-out"), map[string]string{"k": "v"})
+
 	// The container outlives the controller: it writes valid output after 25 s.
 	e.apply("qjob", []byte(outputJob("orphan", `sleep 25; echo '{"k":"v"}' > /mnt/quarks/out.json`, false)))
 	e.waitQJob("orphan", "run 1 to start", runTimeout, func(q *qjv1.QuarksJob) (bool, string) {
@@ -606,10 +618,18 @@ func testControllerUnreachable(t *testing.T) {
 	if err := scale(ctx, replicas); err != nil {
 		t.Fatal(err)
 	}
-	q := e.waitRunFinished("orphan", 1)
+	q = e.waitRunFinished("orphan", 1)
 	e.wantRun(q, 1, qjv1.RunFailed)
 	if !strings.Contains(q.Status.LastRun.Message, "not persisted") {
 		t.Errorf("run message %q does not say the output was not persisted", q.Status.LastRun.Message)
 	}
 	e.noSecret("out")
+
+	// After the restart the ttl QuarksJob still has its one succeeded run.
+	e.staysAtRunCount("ttl", 1)
+	q, err = e.qjob("ttl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.wantRun(q, 1, qjv1.RunSucceeded)
 }

@@ -143,8 +143,11 @@ func renewalDue(cert *x509.Certificate, now time.Time) bool {
 }
 
 // servingCertProblem says why a serving certificate must be issued again, or
-// returns "" when it is fine.
-func servingCertProblem(certPEM, keyPEM []byte, ca *authority, names []string, now time.Time) string {
+// "". A certificate signed by any still valid CA of the bundle is kept until
+// its own renewal: when the CA is renewed, clients that hold only the earlier
+// bundle (a persister injected before the renewal, whose pod still runs) go
+// on trusting the endpoint, and the next renewal is signed by the new CA.
+func servingCertProblem(certPEM, keyPEM, caBundle []byte, names []string, now time.Time) string {
 	certs, err := parseCerts(certPEM)
 	if err != nil {
 		return fmt.Sprintf("certificate unreadable: %v", err)
@@ -153,12 +156,19 @@ func servingCertProblem(certPEM, keyPEM []byte, ca *authority, names []string, n
 	if err != nil {
 		return fmt.Sprintf("key unreadable: %v", err)
 	}
+	cas, err := parseCerts(caBundle)
+	if err != nil {
+		return fmt.Sprintf("CA bundle unreadable: %v", err)
+	}
 	cert := certs[0]
+	signed := slices.ContainsFunc(cas, func(ca *x509.Certificate) bool {
+		return now.Before(ca.NotAfter) && cert.CheckSignatureFrom(ca) == nil
+	})
 	switch {
 	case !publicKeysEqual(cert.PublicKey, key.Public()):
 		return "key does not belong to the certificate"
-	case cert.CheckSignatureFrom(ca.cert) != nil:
-		return "not signed by the current CA"
+	case !signed:
+		return "not signed by a valid CA of the bundle"
 	case !slices.Equal(certNames(cert), sortedNames(names)):
 		return fmt.Sprintf("names %v differ from the wanted %v", certNames(cert), sortedNames(names))
 	case renewalDue(cert, now):

@@ -317,7 +317,7 @@ func planWebhookSecret(data map[string][]byte, names []string, caValidity, certV
 func planServingSecret(data map[string][]byte, ca *authority, caBundle []byte, names []string, validity time.Duration, now time.Time) (map[string][]byte, string, error) {
 	want := map[string][]byte{CACertKey: caBundle, TLSCertKey: data[TLSCertKey], TLSKeyKey: data[TLSKeyKey]}
 	var reasons []string
-	if problem := servingCertProblem(data[TLSCertKey], data[TLSKeyKey], ca, names, now); problem != "" {
+	if problem := servingCertProblem(data[TLSCertKey], data[TLSKeyKey], caBundle, names, now); problem != "" {
 		certPEM, keyPEM, err := ca.issue(now, validity, names)
 		if err != nil {
 			return nil, "", err

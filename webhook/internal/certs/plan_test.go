@@ -99,6 +99,7 @@ func TestPlanWebhookSecretRotatesTheCA(t *testing.T) {
 	verify(t, rotated, "quarks-job-webhook.quarks.svc", late)
 
 	// Once the old CA expired it leaves the bundle.
+	// (The serving certificate in rotated is the new CA's: the fresh one had expired.)
 	pruned, reason := plan(t, rotated, start.Add(caValidity+time.Hour))
 	if !strings.Contains(reason, "CA bundle changed") {
 		t.Errorf("reason = %q, want the bundle pruned", reason)
@@ -117,7 +118,7 @@ func TestPlanWebhookSecretRepairsBrokenData(t *testing.T) {
 		reason string
 	}{
 		{"CA key of another CA", map[string][]byte{CACertKey: fresh[CACertKey], CAKeyKey: other[CAKeyKey], TLSCertKey: fresh[TLSCertKey], TLSKeyKey: fresh[TLSKeyKey]}, "CA key does not belong"},
-		{"serving certificate of another CA", map[string][]byte{CACertKey: fresh[CACertKey], CAKeyKey: fresh[CAKeyKey], TLSCertKey: other[TLSCertKey], TLSKeyKey: other[TLSKeyKey]}, "not signed by the current CA"},
+		{"serving certificate of another CA", map[string][]byte{CACertKey: fresh[CACertKey], CAKeyKey: fresh[CAKeyKey], TLSCertKey: other[TLSCertKey], TLSKeyKey: other[TLSKeyKey]}, "not signed by a valid CA of the bundle"},
 		{"serving key of another certificate", map[string][]byte{CACertKey: fresh[CACertKey], CAKeyKey: fresh[CAKeyKey], TLSCertKey: fresh[TLSCertKey], TLSKeyKey: other[TLSKeyKey]}, "key does not belong"},
 		{"garbage", map[string][]byte{CACertKey: []byte("x"), CAKeyKey: []byte("y")}, "no PEM"},
 	} {
@@ -152,4 +153,43 @@ func TestPlanServingSecretUsesTheSameCA(t *testing.T) {
 	if _, reason, _ := planServingSecret(output, ca, webhook[CACertKey], names, certValidity, start); reason != "" {
 		t.Errorf("valid output certificate renewed: %s", reason)
 	}
+}
+
+// TestCARenewalKeepsEarlierClients: a persister injected before the CA was
+// renewed holds only the earlier bundle. Its pod may still run when the CA is
+// renewed: the endpoint's certificate, signed by the earlier CA, is kept until
+// its own renewal, so that persister's upload is still trusted; the next
+// certificate is the new CA's.
+func TestCARenewalKeepsEarlierClients(t *testing.T) {
+	fresh, _ := plan(t, nil, start)
+	caDue := start.Add(caValidity*2/3 + 24*time.Hour) // the CA's last third began yesterday
+	// The serving certificate was last renewed shortly before.
+	before, reason := plan(t, fresh, caDue.Add(-48*time.Hour))
+	if !strings.Contains(reason, "serving certificate: expires") || strings.Contains(reason, "CA expires") {
+		t.Fatalf("reason = %q, want only the serving certificate renewed", reason)
+	}
+	earlierBundle := before[CACertKey] // what a persister injected now holds
+
+	rotated, reason := plan(t, before, caDue)
+	if !strings.Contains(reason, "CA expires") || strings.Contains(reason, "serving certificate") {
+		t.Fatalf("reason = %q, want the CA renewed and the serving certificate kept", reason)
+	}
+	if string(rotated[TLSCertKey]) != string(before[TLSCertKey]) {
+		t.Fatal("the serving certificate was replaced with the CA")
+	}
+	verify(t, map[string][]byte{CACertKey: earlierBundle, TLSCertKey: rotated[TLSCertKey]}, "quarks-job-webhook.quarks.svc", caDue)
+	verify(t, rotated, "quarks-job-webhook.quarks.svc", caDue) // and a persister injected after
+
+	// Its own renewal is signed by the new CA, which every later bundle holds.
+	renewal := caDue.Add(certValidity * 3 / 4)
+	renewed, reason := plan(t, rotated, renewal)
+	if !strings.Contains(reason, "serving certificate: expires") || strings.Contains(reason, "CA expires") {
+		t.Fatalf("reason = %q, want the serving certificate renewed", reason)
+	}
+	newCA, _ := parseCerts(rotated[CACertKey])
+	leaf, _ := parseCerts(renewed[TLSCertKey])
+	if leaf[0].CheckSignatureFrom(newCA[0]) != nil {
+		t.Error("the renewed serving certificate is not the new CA's")
+	}
+	verify(t, renewed, "quarks-job-webhook.quarks.svc", renewal)
 }
