@@ -90,10 +90,14 @@ type SecretOptions struct {
 	PersistenceMethod PersistenceMethod `json:"persistencemethod,omitempty"`
 }
 
-// FilesToSecrets maps output file names to the Secret each becomes.
+// FilesToSecrets maps output file names to the Secret each becomes. A file
+// name is a plain name in the container's output directory.
+// +kubebuilder:validation:MaxProperties=256
+// +kubebuilder:validation:XValidation:rule="self.all(f, f != '' && f != '.' && f != '..' && !f.contains('/') && !f.contains('\\\\'))",message="an output file name must be a plain file name: not empty, not . or .., without / or \\"
 type FilesToSecrets map[string]SecretOptions
 
 // OutputMap maps container names to their output files.
+// +kubebuilder:validation:MaxProperties=64
 type OutputMap map[string]FilesToSecrets
 
 // Output says which files the job's containers write into /mnt/quarks and

@@ -124,3 +124,17 @@ func TestStarted(t *testing.T) {
 		}
 	}
 }
+
+// TestSchemaRefusesBadFileNames: without any webhook the CRD's schema refuses
+// output file names that are no plain file names, naming the rule.
+func TestSchemaRefusesBadFileNames(t *testing.T) {
+	ns := namespace(t)
+	for _, name := range []string{"../escape.json", "sub/dir.json", ".."} {
+		qj := newQJob(ns, "badfile", qjv1.StrategyManual)
+		qj.Spec.Output = &qjv1.Output{OutputMap: qjv1.OutputMap{"main": {name: {Name: "x"}}}}
+		err := k8s.Create(ctx, qj)
+		if err == nil || !strings.Contains(err.Error(), "an output file name must be a plain file name") {
+			t.Errorf("output file %q: err = %v; want the schema's refusal", name, err)
+		}
+	}
+}
