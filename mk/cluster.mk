@@ -53,6 +53,7 @@ cluster-packages: ## Install containerd, runc, the CNI plugins, iptables and bus
 .PHONY: cluster-tools
 cluster-tools: ## Build the cluster and images commands and CoreDNS into bin/tools.
 	@mkdir -p $(TOOLS_BIN)
+	@test -x $(COREDNS) || echo "--- cluster-tools: building the cluster tools and CoreDNS (first time: 3-6 minutes)"
 	cd tools && CGO_ENABLED=0 go build -o $(TOOLS_BIN)/ ./cmd/cluster ./cmd/images
 	cd tools/coredns && GOWORK=off CGO_ENABLED=0 go build -ldflags "-s -w" -o $(COREDNS) .
 

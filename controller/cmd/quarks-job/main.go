@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
@@ -37,7 +38,12 @@ func main() {
 }
 
 func newCommand() *cobra.Command {
-	v := viper.New()
+	return command(viper.New())
+}
+
+// command is the quarks-job command; its flags and environment variables
+// end up in v.
+func command(v *viper.Viper) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:           "quarks-job",
 		Short:         "Runs QuarksJobs: Jobs started on triggers whose output is kept in Secrets",
@@ -75,6 +81,17 @@ func newCommand() *cobra.Command {
 	return cmd
 }
 
+// watchNamespaces are the namespaces of --watch-namespaces, or of
+// QUARKS_JOB_WATCH_NAMESPACES, which viper hands over unsplit ("a,b").
+// Commas and spaces both separate them.
+func watchNamespaces(v *viper.Viper) []string {
+	var namespaces []string
+	for _, item := range v.GetStringSlice("watch-namespaces") {
+		namespaces = append(namespaces, strings.FieldsFunc(item, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })...)
+	}
+	return namespaces
+}
+
 func run(v *viper.Viper) error {
 	level, err := zapcore.ParseLevel(v.GetString("log-level"))
 	if err != nil {
@@ -102,10 +119,10 @@ func run(v *viper.Viper) error {
 	}
 	// Managed fields are never read; dropping them keeps the cache small.
 	cacheOptions := cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
-	if namespaces := v.GetStringSlice("watch-namespaces"); len(namespaces) > 0 {
+	if namespaces := watchNamespaces(v); len(namespaces) > 0 {
 		cacheOptions.DefaultNamespaces = map[string]cache.Config{}
 		for _, ns := range namespaces {
-			cacheOptions.DefaultNamespaces[strings.TrimSpace(ns)] = cache.Config{}
+			cacheOptions.DefaultNamespaces[ns] = cache.Config{}
 		}
 	}
 	mgr, err := ctrl.NewManager(config, ctrl.Options{
@@ -142,8 +159,8 @@ func run(v *viper.Viper) error {
 	}
 	if dir := v.GetString("output-cert-dir"); dir != "" {
 		watched := map[string]bool{}
-		for _, ns := range v.GetStringSlice("watch-namespaces") {
-			watched[strings.TrimSpace(ns)] = true
+		for _, ns := range watchNamespaces(v) {
+			watched[ns] = true
 		}
 		err := outputendpoint.Add(mgr, outputendpoint.Options{
 			BindAddress:     v.GetString("output-bind-address"),

@@ -10,19 +10,19 @@ import (
 var (
 	// RunsStarted counts started runs by trigger.
 	RunsStarted = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "quarksjob_runs_started_total",
+		Name: "quarks_job_runs_started_total",
 		Help: "Runs started, by trigger.",
 	}, []string{"trigger"})
 
 	// RunsFinished counts finished runs by trigger and result.
 	RunsFinished = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "quarksjob_runs_finished_total",
+		Name: "quarks_job_runs_finished_total",
 		Help: "Runs finished, by trigger and result.",
 	}, []string{"trigger", "result"})
 
 	// TriggerToJob is the time from accepting a trigger to creating its Job.
 	TriggerToJob = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "quarksjob_trigger_to_job_created_seconds",
+		Name:    "quarks_job_trigger_to_job_created_seconds",
 		Help:    "Time from accepting a trigger to creating the run's Job, by trigger.",
 		Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
 	}, []string{"trigger"})

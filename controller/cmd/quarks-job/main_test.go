@@ -1,0 +1,243 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/viper"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
+)
+
+func TestWatchNamespaces(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		env  string
+		want []string
+	}{
+		{"flag with a comma", []string{"--watch-namespaces", "a,b"}, "", []string{"a", "b"}},
+		{"flag with a comma and a space", []string{"--watch-namespaces", "a, b"}, "", []string{"a", "b"}},
+		{"flag twice", []string{"--watch-namespaces", "a", "--watch-namespaces", "b"}, "", []string{"a", "b"}},
+		{"environment variable with a comma", nil, "a,b", []string{"a", "b"}},
+		{"environment variable with spaces", nil, " a  b ", []string{"a", "b"}},
+		{"none", nil, "", nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Setenv("QUARKS_JOB_WATCH_NAMESPACES", c.env)
+			if c.env == "" {
+				os.Unsetenv("QUARKS_JOB_WATCH_NAMESPACES")
+			}
+			v := viper.New()
+			cmd := command(v)
+			if err := cmd.ParseFlags(c.args); err != nil {
+				t.Fatal(err)
+			}
+			if got := watchNamespaces(v); !slices.Equal(got, c.want) {
+				t.Errorf("watchNamespaces = %q, want %q", got, c.want)
+			}
+		})
+	}
+}
+
+// TestWatchedNamespacesAndMetrics runs the operator binary against a test API
+// server with QUARKS_JOB_WATCH_NAMESPACES=a,b: QuarksJobs in a and b run, one
+// in c does not, and the metrics endpoint serves the run metrics that
+// docs/guide.md lists.
+func TestWatchedNamespacesAndMetrics(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the operator and starts a test API server")
+	}
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		assets, _ := filepath.Abs("../../../bin/kube") // where `make kube` puts them
+		t.Setenv("KUBEBUILDER_ASSETS", assets)
+	}
+	env := &envtest.Environment{CRDDirectoryPaths: []string{"../../../charts/quarks-job/files/crds"}, ErrorIfCRDPathMissing: true}
+	cfg, err := env.Start()
+	if err != nil {
+		t.Fatalf("starting the test API server: %v", err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	scheme := clientScheme(t)
+	k8s, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	user, err := env.AddUser(envtest.User{Name: "operator", Groups: []string{"system:masters"}}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig, err := user.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	kubeconfigPath := filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(kubeconfigPath, kubeconfig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	binary := filepath.Join(dir, "quarks-job")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx := t.Context()
+	namespaces := map[string]string{}
+	for _, n := range []string{"a", "b", "c"} {
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "watch-" + n + "-"}}
+		if err := k8s.Create(ctx, ns); err != nil {
+			t.Fatal(err)
+		}
+		namespaces[n] = ns.Name
+	}
+	metricsAddr := freeAddress(t)
+	operator := exec.Command(binary, "--kubeconfig", kubeconfigPath, "--metrics-bind-address", metricsAddr,
+		"--health-probe-bind-address", "0", "--output-bind-address", "127.0.0.1:0")
+	operator.Env = append(os.Environ(), "QUARKS_JOB_WATCH_NAMESPACES="+namespaces["a"]+","+namespaces["b"])
+	operator.Stderr = os.Stderr
+	if err := operator.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = operator.Process.Kill(); _ = operator.Wait() })
+
+	for _, n := range []string{"a", "b", "c"} {
+		if err := k8s.Create(ctx, oneOff(namespaces[n], "job")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A QuarksJob of a watched namespace that admission would refuse: its run fails at once.
+	invalid := oneOff(namespaces["a"], "invalid")
+	invalid.Spec.Output = &qjv1.Output{OutputMap: qjv1.OutputMap{"ghost": {"out.json": {Name: "out"}}}}
+	if err := k8s.Create(ctx, invalid); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, n := range []string{"a", "b"} {
+		poll(t, "the run's Job in namespace "+n, func() (bool, string) {
+			jobs := &batchv1.JobList{}
+			if err := k8s.List(ctx, jobs, client.InNamespace(namespaces[n])); err != nil {
+				return false, err.Error()
+			}
+			return len(jobs.Items) == 1, fmt.Sprintf("%d Jobs", len(jobs.Items))
+		})
+	}
+	poll(t, "the invalid QuarksJob's run to fail", func() (bool, string) {
+		q := &qjv1.QuarksJob{}
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(invalid), q); err != nil {
+			return false, err.Error()
+		}
+		return q.Status.LastRun != nil && q.Status.LastRun.Result == qjv1.RunFailed, fmt.Sprintf("last run %+v", q.Status.LastRun)
+	})
+	// c was created before a's invalid QuarksJob, which the operator has handled: had it watched
+	// c, its QuarksJob would have a run by now.
+	jobs := &batchv1.JobList{}
+	if err := k8s.List(ctx, jobs, client.InNamespace(namespaces["c"])); err != nil || len(jobs.Items) != 0 {
+		t.Errorf("Jobs in the unwatched namespace: %d (%v)", len(jobs.Items), err)
+	}
+	q := &qjv1.QuarksJob{}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: namespaces["c"], Name: "job"}, q); err != nil || q.Status.LastRun != nil || q.Status.RunCount != 0 {
+		t.Errorf("the QuarksJob of the unwatched namespace was handled: %+v (%v)", q.Status, err)
+	}
+
+	var metrics string
+	poll(t, "the run metrics", func() (bool, string) {
+		resp, err := http.Get("http://" + metricsAddr + "/metrics")
+		if err != nil {
+			return false, err.Error()
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return false, err.Error()
+		}
+		metrics = string(body)
+		return strings.Contains(metrics, `quarks_job_runs_finished_total{result="Failed",trigger="Once"} 1`), "no finished run counted yet"
+	})
+	for _, want := range []string{
+		`quarks_job_runs_started_total{trigger="Once"} 2`,
+		`quarks_job_trigger_to_job_created_seconds_count{trigger="Once"} 2`,
+		`controller_runtime_reconcile_total{controller="quarksjob",result="success"}`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	guide, err := os.ReadFile("../../../docs/guide.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"quarks_job_runs_started_total", "quarks_job_runs_finished_total", "quarks_job_trigger_to_job_created_seconds"} {
+		if !strings.Contains(string(guide), "`"+name+"{") {
+			t.Errorf("docs/guide.md does not list the metric %s", name)
+		}
+	}
+}
+
+func oneOff(ns, name string) *qjv1.QuarksJob {
+	return &qjv1.QuarksJob{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: qjv1.QuarksJobSpec{
+			Trigger: qjv1.Trigger{Strategy: qjv1.StrategyOnce},
+			Template: qjv1.JobTemplate{Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+				RestartPolicy: corev1.RestartPolicyNever,
+				Containers:    []corev1.Container{{Name: "main", Image: "busybox"}},
+			}}}},
+		},
+	}
+}
+
+func poll(t *testing.T, what string, check func() (bool, string)) {
+	t.Helper()
+	last := ""
+	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		ok, why := check()
+		last = why
+		return ok, nil
+	})
+	if err != nil {
+		t.Fatalf("%s: %v (%s)", what, err, last)
+	}
+}
+
+func freeAddress(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func clientScheme(t *testing.T) *runtime.Scheme {
+	t.Helper()
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	if err := qjv1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	return scheme
+}
