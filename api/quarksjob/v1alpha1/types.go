@@ -93,7 +93,7 @@ type SecretOptions struct {
 // FilesToSecrets maps output file names to the Secret each becomes. A file
 // name is a plain name in the container's output directory.
 // +kubebuilder:validation:MaxProperties=256
-// +kubebuilder:validation:XValidation:rule="self.all(f, f != '' && f != '.' && f != '..' && !f.contains('/') && !f.contains('\\\\'))",message="an output file name must be a plain file name: not empty, not . or .., without / or \\"
+// +kubebuilder:validation:XValidation:rule="self.all(f, size(f) > 0 && f != '.' && f != '..' && !f.contains('/') && !f.contains('\\\\'))",message="an output file name must be a plain file name: not empty, not . or .., without / or \\"
 type FilesToSecrets map[string]SecretOptions
 
 // OutputMap maps container names to their output files.
