@@ -40,6 +40,7 @@ func TestProduct(t *testing.T) {
 		t.Run("forgery", testForgery)
 		t.Run("many-pods", testManyPods)
 		t.Run("image-cannot-be-pulled", testImageCannotBePulled)
+		t.Run("fan-out-of-5000", testFanOutOf5000)
 	})
 	t.Logf("figure: parallel tests took %s", time.Since(start).Round(100*time.Millisecond))
 	t.Run("webhook-unavailable", testWebhookUnavailable)

@@ -309,7 +309,7 @@ func TestSecretNotOwnedIsNotOverwritten(t *testing.T) {
 		t.Fatalf("a Secret the QuarksJob does not own was overwritten: %v %v", s.Data, s.OwnerReferences)
 	}
 	res := result(t, r.job)
-	if res.Persisted || !strings.Contains(strings.Join(res.Problems, "\n"), `Secret "creds" exists in namespace "`+ns+`" and is not this QuarksJob's output (it has no controller and no label quarks.cloudfoundry.org/container-name=gen); it was not overwritten. To let the QuarksJob take it over, label it quarks.cloudfoundry.org/container-name=gen`) {
+	if res.Persisted || !strings.Contains(strings.Join(res.Problems, "\n"), `Secret "creds" exists in namespace "`+ns+`" and is not this QuarksJob's output (it has no controller and no label quarks.cloudfoundry.org/container-name=gen); it was not overwritten. Delete it to let the next run write it; or, to keep it until then, have it labelled quarks.cloudfoundry.org/container-name=gen`) {
 		t.Fatalf("result: %+v", res)
 	}
 	expectEvent(t, r.qjob, "SecretNotOwned", `output file "creds.json" of container "gen": Secret "creds" exists`)
