@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -145,8 +146,8 @@ func (h *handler) persist(ctx context.Context, log logr.Logger, run *run, req *u
 			}
 		}
 		failed := plan.Blocked()
-		for _, s := range plan.Secrets {
-			written, adopted, err := h.writer.Write(ctx, run.qjob, s)
+		for i, w := range h.writeAll(ctx, run.qjob, plan.Secrets) {
+			s, written, adopted, err := plan.Secrets[i], w.written, w.adopted, w.err
 			switch {
 			case err == nil:
 				result.Secrets = append(result.Secrets, written)
@@ -178,6 +179,36 @@ func (h *handler) persist(ctx context.Context, log logr.Logger, run *run, req *u
 		retry = fmt.Sprintf("recording the result on Job %s failed: %v", run.job.Name, err)
 	}
 	return outcome{result: result, retry: retry}
+}
+
+// writeConcurrency bounds the Secrets one upload writes at once: a fan-out
+// of thousands of Secrets is written in seconds, within the persister's
+// attempt timeout, rather than one API round trip after the other.
+const writeConcurrency = 16
+
+type writeResult struct {
+	written qjv1.OutputSecret
+	adopted bool
+	err     error
+}
+
+// writeAll writes the Secrets, writeConcurrency at a time, and returns the
+// result of each in their order. Within one upload every Secret has its own
+// name; the writer serialises writers of one name across uploads.
+func (h *handler) writeAll(ctx context.Context, qjob *qjv1.QuarksJob, secrets []output.Secret) []writeResult {
+	results := make([]writeResult, len(secrets))
+	slots := make(chan struct{}, writeConcurrency)
+	var wg sync.WaitGroup
+	for i := range secrets {
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			r := &results[i]
+			r.written, r.adopted, r.err = h.writer.Write(ctx, qjob, secrets[i])
+		})
+	}
+	wg.Wait()
+	return results
 }
 
 // waitForExitCodes reads the pod from the API server until the kubelet has
