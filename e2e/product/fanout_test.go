@@ -14,7 +14,9 @@ import (
 )
 
 // testFanOutOf5000 runs a pod whose fan-out file has 5,000 keys: 5,000 Secrets are written, the
-// run succeeds, and its record lists at most qjv1.MaxRecordedSecrets of them with the count.
+// run succeeds, and its record lists at most qjv1.MaxRecordedSecrets of them with the count. The
+// persister's upload must fit in the pod's grace period, which docs/guide.md says to raise for
+// outputs of thousands of Secrets.
 func testFanOutOf5000(t *testing.T) {
 	t.Parallel()
 	const keys = 5000
@@ -38,6 +40,7 @@ spec:
     spec:
       template:
         spec:
+          terminationGracePeriodSeconds: 120
           containers:
           - name: gen
             image: busybox
@@ -46,6 +49,9 @@ spec:
 	q := e.waitRunFinished("many", 1)
 	e.wantRun(q, 1, qjv1.RunSucceeded)
 	t.Logf("figure: created → run of a %d-key fan-out Succeeded: %s", keys, ms(time.Since(start)))
+	if events, ok := e.waitEvent("QuarksJob", "many", "OutputPersisted", runTimeout); ok {
+		t.Logf("events: %q", events)
+	}
 
 	secrets, err := suite.kube.CoreV1().Secrets(e.namespace).List(e.ctx, metav1.ListOptions{LabelSelector: qjv1.LabelPersistentSecretContainer + "=gen"})
 	if err != nil {

@@ -184,7 +184,7 @@ func (h *handler) persist(ctx context.Context, log logr.Logger, run *run, req *u
 // writeConcurrency bounds the Secrets one upload writes at once: a fan-out
 // of thousands of Secrets is written in seconds, within the persister's
 // attempt timeout, rather than one API round trip after the other.
-const writeConcurrency = 16
+const writeConcurrency = 32
 
 type writeResult struct {
 	written qjv1.OutputSecret

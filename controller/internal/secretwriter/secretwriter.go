@@ -137,6 +137,15 @@ func (w *Writer) Write(ctx context.Context, owner *qjv1.QuarksJob, s output.Secr
 // this form, and reported. Anything else is left alone.
 func (w *Writer) writePlain(ctx context.Context, owner *qjv1.QuarksJob, s output.Secret) (adopted bool, err error) {
 	key := client.ObjectKey{Namespace: owner.Namespace, Name: s.Name}
+	// Most output Secrets are new: try to create first, one round trip.
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: owner.Namespace}, Type: corev1.SecretTypeOpaque}
+	claim(secret, owner, s)
+	switch err := w.Client.Create(ctx, secret); {
+	case err == nil:
+		return false, nil
+	case !apierrors.IsAlreadyExists(err):
+		return false, fmt.Errorf("creating Secret %q in namespace %q: %w", s.Name, owner.Namespace, err)
+	}
 	for range 5 { // conflicts with a concurrent writer: read again and retry
 		existing := &corev1.Secret{}
 		err := w.Reader.Get(ctx, key, existing)

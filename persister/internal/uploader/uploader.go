@@ -101,7 +101,7 @@ func (c *Client) attempt(ctx context.Context, req *upload.Request) (*upload.Resp
 	if err != nil {
 		return nil, 0, fmt.Errorf("reading the service-account token: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, cmpOr(c.AttemptTimeout, 20*time.Second))
+	ctx, cancel := context.WithTimeout(ctx, attemptTimeout(ctx, c.AttemptTimeout))
 	defer cancel()
 	// The body is encoded while it is sent, so the base64 form of the files
 	// is never held in memory whole: the sidecar stays small.
@@ -159,4 +159,19 @@ func cmpOr(d, def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+// attemptTimeout bounds one attempt: configured, else 20 s or half of what
+// is left of the upload's time, whichever is longer. The controller goes on
+// writing when an attempt is cut short, but answers only the attempt that
+// waited: an output of thousands of Secrets takes longer than 20 s to write.
+func attemptTimeout(ctx context.Context, configured time.Duration) time.Duration {
+	if configured > 0 {
+		return configured
+	}
+	timeout := 20 * time.Second
+	if deadline, ok := ctx.Deadline(); ok {
+		timeout = max(timeout, time.Until(deadline)/2)
+	}
+	return timeout
 }
