@@ -457,10 +457,17 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// secretNames lists the first few Secrets' names and counts the rest, short
+// enough for an Event's note with the text around it.
 func secretNames(secrets []qjv1.OutputSecret) string {
-	names := make([]string, len(secrets))
-	for i, s := range secrets {
-		names[i] = s.Name
+	const listed = 10
+	names := make([]string, 0, listed)
+	for _, s := range secrets[:min(len(secrets), listed)] {
+		names = append(names, s.Name)
 	}
-	return joinNote(names)
+	list := strings.Join(names, ", ")
+	if more := len(secrets) - listed; more > 0 {
+		list += fmt.Sprintf(" … and %d more", more)
+	}
+	return list
 }
