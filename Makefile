@@ -35,18 +35,23 @@ build: ## Build the operator, persister and webhook binaries into bin/.
 	cd persister && CGO_ENABLED=0 go build -o $(BIN)/persister ./cmd/persister
 	cd webhook && go build -o $(BIN)/webhook ./cmd/webhook
 
+# What `make generate` writes; `make verify` compares it with git.
+GENERATED := api charts/quarks-job/files/crds charts/quarks-job/files/rbac charts/quarks-job/files/webhook
+
 .PHONY: generate
-generate: ## Generate deepcopy code and the CRD from the API types, the controller's RBAC from its markers.
+generate: ## Generate deepcopy code and the CRD from the API types, the controller's RBAC from its markers, the webhook configurations from webhook/internal/endpoints.
 	cd tools && go tool controller-gen object paths=../api/...
 	cd tools && go tool controller-gen crd:crdVersions=v1,generateEmbeddedObjectMeta=true paths=../api/... output:crd:artifacts:config=../charts/quarks-job/files/crds
 	cd tools && go tool controller-gen rbac:roleName=quarks-job-controller paths=../controller/... output:rbac:artifacts:config=../charts/quarks-job/files/rbac/controller
 	cd tools && go run ./cmd/crdenum ../charts/quarks-job/files/crds/quarks.cloudfoundry.org_quarksjobs.yaml \
 		spec.template.spec.template.spec.restartPolicy=Never,OnFailure
+	@mkdir -p charts/quarks-job/files/webhook
+	cd webhook && go run ./cmd/webhookgen -o ../charts/quarks-job/files/webhook/configurations.yaml
 
 .PHONY: verify
 verify: generate ## Fail when a generated file differs from what is checked in.
-	@git diff --exit-code -- api charts/quarks-job/files/crds charts/quarks-job/files/rbac || { echo "generated files drifted: run 'make generate' and commit" >&2; exit 1; }
-	@test -z "$$(git status --porcelain -- api charts/quarks-job/files/crds charts/quarks-job/files/rbac)" || { git status --porcelain -- api charts/quarks-job/files/crds charts/quarks-job/files/rbac; echo "untracked generated files: run 'make generate' and commit" >&2; exit 1; }
+	@git diff --exit-code -- $(GENERATED) || { echo "generated files drifted: run 'make generate' and commit" >&2; exit 1; }
+	@test -z "$$(git status --porcelain -- $(GENERATED))" || { git status --porcelain -- $(GENERATED); echo "untracked generated files: run 'make generate' and commit" >&2; exit 1; }
 
 .PHONY: lint
 lint: ## No build output in git; gofmt, go vet and staticcheck over every module.

@@ -162,7 +162,7 @@ func newManager(k8s client.Client, replica string) *Manager {
 }
 
 func webhookConfiguration(port int) *admissionregistrationv1.MutatingWebhookConfiguration {
-	cfg := endpoints.MutatingWebhookConfiguration("certs-test", endpoints.Service{})
+	cfg := endpoints.MutatingWebhookConfiguration("certs-test", endpoints.Service{}, endpoints.DefaultPodTimeoutSeconds)
 	cfg.Webhooks = cfg.Webhooks[:1]
 	cfg.Webhooks[0].ClientConfig = admissionregistrationv1.WebhookClientConfig{URL: ptr.To(fmt.Sprintf("https://127.0.0.1:%d%s", port, endpoints.PodPath))}
 	return cfg

@@ -57,20 +57,30 @@ func (s Service) clientConfig(path string) admissionregistrationv1.WebhookClient
 	}}
 }
 
-// MutatingWebhookConfiguration is the configuration the chart installs (the
-// CA bundle is patched in by the webhook, or by cert-manager's CA injector).
+// DefaultPodTimeoutSeconds is how long the API server waits for the pod
+// webhook unless the chart's webhook.timeoutSeconds says otherwise.
+const DefaultPodTimeoutSeconds = 10
+
+// MutatingWebhookConfiguration is the configuration the chart installs: `make
+// generate` writes it to the chart's files/webhook/configurations.yaml, and
+// the chart sets only what depends on the release (name, labels, Service,
+// namespaceSelector, podTimeoutSeconds). No CA bundle: the webhook patches it
+// in, or cert-manager's CA injector does.
 //
-// The pod webhook sees only pods with the QuarksJob label (objectSelector)
-// and fails closed: without the webhook a QuarksJob pod is not created (the
-// Job controller retries), so it never runs without its persister; every
-// other pod is never sent to it.
+// The pod webhook injects the persister into the pods of QuarksJobs, and
+// only those (objectSelector: the QuarksJob label): every other pod is never
+// sent to it. It fails closed: without the webhook a QuarksJob pod is not
+// created (the Job controller retries), so it never runs without its
+// persister. The API server waits podTimeoutSeconds for it.
 //
-// The QuarksJob webhooks fail open: they give early, clear messages, but an
-// unavailable webhook must not stop users from creating QuarksJobs nor the
-// controller from updating them. What matters for safety (reserved volumes,
-// /mnt/quarks, file names) the pod webhook checks again, and the controller
-// reports whatever else is wrong in the QuarksJob's status.
-func MutatingWebhookConfiguration(name string, svc Service) *admissionregistrationv1.MutatingWebhookConfiguration {
+// The QuarksJob webhooks (defaulting here, validation in
+// ValidatingWebhookConfiguration) fail open: they give early, clear
+// messages, but an unavailable webhook must not stop users from creating
+// QuarksJobs nor the controller from updating them. What matters for safety
+// (reserved volumes, /mnt/quarks, file names) the pod webhook checks again,
+// and the controller reports whatever else is wrong in the QuarksJob's
+// status.
+func MutatingWebhookConfiguration(name string, svc Service, podTimeoutSeconds int32) *admissionregistrationv1.MutatingWebhookConfiguration {
 	return &admissionregistrationv1.MutatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Webhooks: []admissionregistrationv1.MutatingWebhook{
@@ -90,7 +100,7 @@ func MutatingWebhookConfiguration(name string, svc Service) *admissionregistrati
 				FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
 				MatchPolicy:             ptr.To(admissionregistrationv1.Equivalent),
 				SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
-				TimeoutSeconds:          ptr.To[int32](10),
+				TimeoutSeconds:          ptr.To(podTimeoutSeconds),
 				AdmissionReviewVersions: []string{"v1"},
 				// Injection is a fixpoint; a later webhook's change needs no
 				// second pass.
@@ -111,7 +121,10 @@ func MutatingWebhookConfiguration(name string, svc Service) *admissionregistrati
 	}
 }
 
-// ValidatingWebhookConfiguration is the configuration the chart installs.
+// ValidatingWebhookConfiguration is the configuration the chart installs (see
+// MutatingWebhookConfiguration). Its webhook checks what the CRD schema
+// cannot express (cross-field rules, reserved names) and fails open, as the
+// defaulting one does.
 func ValidatingWebhookConfiguration(name string, svc Service) *admissionregistrationv1.ValidatingWebhookConfiguration {
 	return &admissionregistrationv1.ValidatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: name},

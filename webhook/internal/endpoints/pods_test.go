@@ -181,7 +181,7 @@ func TestQuarksJobPodsWaitWhileTheWebhookIsDown(t *testing.T) {
 	ns := namespace(t, map[string]string{"webhook-down-test": "true"})
 	// A configuration like the chart's whose server is gone: scoped to this
 	// namespace so the other tests are not affected.
-	down := endpoints.MutatingWebhookConfiguration("quarks-job-webhook-down", endpoints.Service{})
+	down := endpoints.MutatingWebhookConfiguration("quarks-job-webhook-down", endpoints.Service{}, endpoints.DefaultPodTimeoutSeconds)
 	down.Webhooks = down.Webhooks[:1]
 	down.Webhooks[0].Name = "down.pods.quarks.cloudfoundry.org"
 	down.Webhooks[0].ClientConfig = admissionregistrationv1.WebhookClientConfig{URL: ptr.To("https://127.0.0.1:1/mutate-v1-pod"), CABundle: testCABundle}

@@ -70,7 +70,7 @@ func run(m *testing.M) int {
 		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "..", "charts", "quarks-job", "files", "crds")},
 		ErrorIfCRDPathMissing: true,
 		WebhookInstallOptions: envtest.WebhookInstallOptions{
-			MutatingWebhooks:   []*admissionregistrationv1.MutatingWebhookConfiguration{endpoints.MutatingWebhookConfiguration(mutatingName, svc)},
+			MutatingWebhooks:   []*admissionregistrationv1.MutatingWebhookConfiguration{endpoints.MutatingWebhookConfiguration(mutatingName, svc, endpoints.DefaultPodTimeoutSeconds)},
 			ValidatingWebhooks: []*admissionregistrationv1.ValidatingWebhookConfiguration{endpoints.ValidatingWebhookConfiguration(validatingName, svc)},
 		},
 	}
