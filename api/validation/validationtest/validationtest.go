@@ -33,6 +33,13 @@ func GoodQuarksJob() *qjv1.QuarksJob {
 	return qj
 }
 
+// SchemaErr holds, by case name, what the API server says instead when the
+// CRD's schema refuses the object before the webhook sees it.
+var SchemaErr = map[string][]string{
+	"file name with a path": {"spec.output.outputMap[gen]", "an output file name must be a plain file name"},
+	"file name dot-dot":     {"spec.output.outputMap[gen]", "an output file name must be a plain file name"},
+}
+
 // Cases holds, for each rule, a change that breaks it and the text the
 // error must contain: the field path and the reason. The unit tests
 // and the envtest suite both use them.
