@@ -53,12 +53,20 @@ verify: generate ## Fail when a generated file differs from what is checked in.
 	@git diff --exit-code -- $(GENERATED) || { echo "generated files drifted: run 'make generate' and commit" >&2; exit 1; }
 	@test -z "$$(git status --porcelain -- $(GENERATED))" || { git status --porcelain -- $(GENERATED); echo "untracked generated files: run 'make generate' and commit" >&2; exit 1; }
 
+GOLANGCI_LINT := $(BIN)/tools/golangci-lint
+
 .PHONY: lint
-lint: ## No build output in git; gofmt, go vet and staticcheck over every module.
+lint: golangci-lint ## No build output in git; gofmt and golangci-lint (.golangci.yml: go vet, staticcheck and more) over every module.
 	bash mk/tracked-files.sh
 	@out=$$(gofmt -l $(MODULES)); test -z "$$out" || { echo "gofmt would change: $$out" >&2; exit 1; }
-	for m in $(MODULES); do (cd $$m && go vet ./...); done
-	cd tools && go tool staticcheck $(addprefix ../,$(addsuffix /...,$(MODULES)))
+	@failed=; for m in $(MODULES); do echo "golangci-lint: $$m"; \
+		(cd $$m && $(GOLANGCI_LINT) run --config $(CURDIR)/.golangci.yml ./...) || failed="$$failed $$m"; \
+	done; test -z "$$failed" || { echo "golangci-lint found problems in:$$failed" >&2; exit 1; }
+
+.PHONY: golangci-lint
+golangci-lint: ## Build golangci-lint from its Go module (tools/lint) into bin/tools.
+	@mkdir -p $(BIN)/tools
+	cd tools/lint && GOWORK=off go build -o $(GOLANGCI_LINT) github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 
 .PHONY: test
 test: verify lint test-unit test-e2e-local ## Every test: generated files, lint, unit and integration tests, end-to-end on the local cluster.

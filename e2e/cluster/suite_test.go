@@ -89,14 +89,14 @@ func setUp(t *testing.T) *env {
 }
 
 // waitJob waits until the Job is Complete, failing on Failed or timeout.
-func (e *env) waitJob(name string) *batchv1.Job {
+func (e *env) waitJob(name string) {
 	e.t.Helper()
-	var job *batchv1.Job
+	var last error // of getting the Job, which the poll retries
 	err := wait.PollUntilContextTimeout(e.ctx, poll, podTimeout, true, func(ctx context.Context) (bool, error) {
-		var err error
-		job, err = e.client.BatchV1().Jobs(e.namespace).Get(ctx, name, metav1.GetOptions{})
+		job, err := e.client.BatchV1().Jobs(e.namespace).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
-			return false, nil
+			last = err
+			return false, nil //nolint:nilerr // retried until podTimeout, then reported
 		}
 		for _, c := range job.Status.Conditions {
 			if c.Status != corev1.ConditionTrue {
@@ -112,20 +112,21 @@ func (e *env) waitJob(name string) *batchv1.Job {
 		return false, nil
 	})
 	if err != nil {
-		e.t.Fatalf("job %s/%s did not complete within %s: %v", e.namespace, name, podTimeout, err)
+		e.t.Fatalf("job %s/%s did not complete within %s: %v (last error: %v)", e.namespace, name, podTimeout, err, last)
 	}
-	return job
 }
 
 // waitPod waits until the pod reaches phase.
 func (e *env) waitPod(name string, phase corev1.PodPhase) *corev1.Pod {
 	e.t.Helper()
 	var pod *corev1.Pod
+	var last error // of getting the pod, which the poll retries
 	err := wait.PollUntilContextTimeout(e.ctx, poll, podTimeout, true, func(ctx context.Context) (bool, error) {
 		var err error
 		pod, err = e.client.CoreV1().Pods(e.namespace).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
-			return false, nil
+			last = err
+			return false, nil //nolint:nilerr // retried until podTimeout, then reported
 		}
 		if pod.Status.Phase == corev1.PodFailed && phase != corev1.PodFailed {
 			return false, fmt.Errorf("pod failed")
@@ -133,7 +134,7 @@ func (e *env) waitPod(name string, phase corev1.PodPhase) *corev1.Pod {
 		return pod.Status.Phase == phase, nil
 	})
 	if err != nil {
-		e.t.Fatalf("pod %s/%s did not reach %s within %s: %v", e.namespace, name, phase, podTimeout, err)
+		e.t.Fatalf("pod %s/%s did not reach %s within %s: %v (last error: %v)", e.namespace, name, phase, podTimeout, err, last)
 	}
 	return pod
 }

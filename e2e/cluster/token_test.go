@@ -42,8 +42,12 @@ func TestPodReachesAPIServerWithItsProjectedToken(t *testing.T) {
 	if want := "api server " + service.Spec.ClusterIP + ":443 answered"; !strings.Contains(logs, want) {
 		t.Fatalf("probe output %q, want %q: the pod did not go through the kubernetes Service's ClusterIP", logs, want)
 	}
+	start := strings.Index(logs, "{")
+	if start < 0 {
+		t.Fatalf("probe output %q: no JSON answer", logs)
+	}
 	var review authenticationv1.SelfSubjectReview
-	if err := json.Unmarshal([]byte(logs[strings.Index(logs, "{"):]), &review); err != nil {
+	if err := json.Unmarshal([]byte(logs[start:]), &review); err != nil {
 		t.Fatalf("probe output %q: %v", logs, err)
 	}
 	user := review.Status.UserInfo

@@ -122,7 +122,7 @@ func testForgery(t *testing.T) {
 	// controller's labels, the run labels and the output-files annotation: the webhook injects
 	// the persister and its audience token, and it runs the attacker's code.
 	e.patchQJob("slow", `{"spec":{"trigger":{"strategy":"now"}}}`)
-	slow := e.waitQJob("slow", "run 1 running", runTimeout, func(q *qjv1.QuarksJob) (bool, string) {
+	slow := e.waitQJob("slow", "run 1 running", func(q *qjv1.QuarksJob) (bool, string) {
 		if r := q.Status.LastRun; r == nil || r.Result != qjv1.RunRunning || r.JobUID == "" {
 			return false, "run 1 not recorded as running: " + runString(r)
 		}

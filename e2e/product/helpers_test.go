@@ -246,11 +246,11 @@ func (e *tenv) patchQJob(name, patch string) {
 	}
 }
 
-// waitQJob waits until cond holds for the QuarksJob; the failure message says what was awaited
-// and cond's last explanation.
-func (e *tenv) waitQJob(name, what string, timeout time.Duration, cond func(*qjv1.QuarksJob) (bool, string)) *qjv1.QuarksJob {
+// waitQJob waits up to runTimeout until cond holds for the QuarksJob; the failure message says
+// what was awaited and cond's last explanation.
+func (e *tenv) waitQJob(name, what string, cond func(*qjv1.QuarksJob) (bool, string)) *qjv1.QuarksJob {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(e.ctx, timeout)
+	ctx, cancel := context.WithTimeout(e.ctx, runTimeout)
 	defer cancel()
 	var q *qjv1.QuarksJob
 	err := poll(ctx, 250*time.Millisecond, func() (bool, string) {
@@ -262,7 +262,7 @@ func (e *tenv) waitQJob(name, what string, timeout time.Duration, cond func(*qjv
 		return cond(q)
 	})
 	if err != nil {
-		e.t.Fatalf("qjob %s/%s: waited %s for %s: %v", e.namespace, name, timeout, what, err)
+		e.t.Fatalf("qjob %s/%s: waited %s for %s: %v", e.namespace, name, runTimeout, what, err)
 	}
 	return q
 }
@@ -270,7 +270,7 @@ func (e *tenv) waitQJob(name, what string, timeout time.Duration, cond func(*qjv
 // waitRunFinished waits until run number n of the QuarksJob has finished (Succeeded or Failed).
 func (e *tenv) waitRunFinished(name string, n int64) *qjv1.QuarksJob {
 	e.t.Helper()
-	return e.waitQJob(name, fmt.Sprintf("run %d to finish", n), runTimeout, func(q *qjv1.QuarksJob) (bool, string) {
+	return e.waitQJob(name, fmt.Sprintf("run %d to finish", n), func(q *qjv1.QuarksJob) (bool, string) {
 		r := q.Status.LastRun
 		switch {
 		case r == nil:

@@ -17,6 +17,7 @@ package product_test
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -182,14 +183,12 @@ func connect() error {
 	return nil
 }
 
-// helmConfig is an action configuration for the release namespace.
-func helmConfig(logf func(string, ...any)) (*action.Configuration, error) {
+// helmConfig is an action configuration for the release namespace; helm's
+// debug log is dropped.
+func helmConfig() (*action.Configuration, error) {
 	cfg := &action.Configuration{}
 	getter := helmkube.GetConfig(suite.kubeconfig, "", releaseNS)
-	if logf == nil {
-		logf = func(string, ...any) {}
-	}
-	if err := cfg.Init(getter, releaseNS, "secret", logf); err != nil {
+	if err := cfg.Init(getter, releaseNS, "secret", func(string, ...any) {}); err != nil {
 		return nil, err
 	}
 	return cfg, nil
@@ -208,14 +207,14 @@ func parseSets(sets []string) (map[string]any, error) {
 // install installs the chart (removing a release a crashed run left first) and waits until the
 // operator is ready.
 func install(ctx context.Context) error {
-	cfg, err := helmConfig(nil)
+	cfg, err := helmConfig()
 	if err != nil {
 		return err
 	}
 	if _, err := action.NewHistory(cfg).Run(releaseName); err == nil {
 		fmt.Println("e2e/product: removing the release a previous run left")
 		uninstallQuietly()
-	} else if err != driver.ErrReleaseNotFound {
+	} else if !errors.Is(err, driver.ErrReleaseNotFound) {
 		return fmt.Errorf("helm history: %w", err)
 	}
 	if err := prepareInstall(ctx); err != nil {
@@ -274,7 +273,7 @@ func waitOperatorReady(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, installTimeout)
 	defer cancel()
 	for _, name := range []string{webhookDeployment, controllerDeployment} {
-		if err := waitRolledOut(ctx, releaseNS, name); err != nil {
+		if err := waitRolledOut(ctx, name); err != nil {
 			return err
 		}
 	}
@@ -301,10 +300,11 @@ func waitOperatorReady(ctx context.Context) error {
 	})
 }
 
-// waitRolledOut waits until the Deployment's newest generation is fully rolled out and Available.
-func waitRolledOut(ctx context.Context, namespace, name string) error {
+// waitRolledOut waits until the release's Deployment's newest generation is fully rolled out and
+// Available.
+func waitRolledOut(ctx context.Context, name string) error {
 	err := poll(ctx, time.Second, func() (bool, string) {
-		d, err := suite.kube.AppsV1().Deployments(namespace).Get(ctx, name, metav1.GetOptions{})
+		d, err := suite.kube.AppsV1().Deployments(releaseNS).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return false, err.Error()
 		}
@@ -324,14 +324,14 @@ func waitRolledOut(ctx context.Context, namespace, name string) error {
 		return false, "not Available"
 	})
 	if err != nil {
-		return fmt.Errorf("deployment %s/%s: %w", namespace, name, err)
+		return fmt.Errorf("deployment %s/%s: %w", releaseNS, name, err)
 	}
 	return nil
 }
 
 // uninstallQuietly removes the release if it exists, waiting for its objects to go.
 func uninstallQuietly() {
-	cfg, err := helmConfig(nil)
+	cfg, err := helmConfig()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e/product: helm:", err)
 		return

@@ -142,7 +142,7 @@ func testSwitchFromOriginal(t *testing.T) {
 	t.Logf("figure: helm install over the original's state, ready: %s", ms(time.Since(start)))
 
 	// Done stays done: the data that is there is the baseline.
-	e.waitQJob("moved", "a baseline", runTimeout, func(q *qjv1.QuarksJob) (bool, string) {
+	e.waitQJob("moved", "a baseline", func(q *qjv1.QuarksJob) (bool, string) {
 		return q.Status.InputsHash != "", "no inputsHash yet"
 	})
 	e.staysAtRunCount("moved", 0)

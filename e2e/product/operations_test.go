@@ -77,7 +77,7 @@ func testWebhookUnavailable(t *testing.T) {
 		if err := scaleWebhook(ctx, replicas); err != nil {
 			t.Errorf("scaling the webhook back to %d: %v", replicas, err)
 		}
-		if err := waitRolledOut(ctx, releaseNS, webhookDeployment); err != nil {
+		if err := waitRolledOut(ctx, webhookDeployment); err != nil {
 			t.Errorf("the webhook did not come back: %v", err)
 		}
 	})
@@ -102,7 +102,7 @@ func testWebhookUnavailable(t *testing.T) {
 	}
 
 	e.apply("qjob", []byte(outputJob("waits", `echo '{"waited":"yes"}' > /mnt/quarks/out.json`, false)))
-	q := e.waitQJob("waits", "its run's Job to be created", runTimeout, func(q *qjv1.QuarksJob) (bool, string) {
+	q := e.waitQJob("waits", "its run's Job to be created", func(q *qjv1.QuarksJob) (bool, string) {
 		if q.Status.LastRun == nil {
 			return false, "no run yet"
 		}
@@ -188,7 +188,7 @@ spec:
 	if err := scaleWebhook(ctx, replicas); err != nil {
 		t.Fatal(err)
 	}
-	if err := waitRolledOut(ctx, releaseNS, webhookDeployment); err != nil {
+	if err := waitRolledOut(ctx, webhookDeployment); err != nil {
 		t.Fatal(err)
 	}
 	ready := time.Now()
@@ -211,7 +211,7 @@ func testHelmUpgrade(t *testing.T) {
 			t.Fatalf("tagging the persister image as %s in the registry %s: %v", pinned, suite.registry, err)
 		}
 	}
-	cfg, err := helmConfig(nil)
+	cfg, err := helmConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,7 +344,7 @@ func tagInRegistry(ctx context.Context, registry, repo, from, to string) error {
 		return err
 	}
 	manifest, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if err != nil {
 		return err
 	}
@@ -361,7 +361,7 @@ func tagInRegistry(ctx context.Context, registry, repo, from, to string) error {
 		return err
 	}
 	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("PUT %s%s: %s: %s", base, to, resp.Status, body)
 	}
@@ -391,7 +391,7 @@ spec:
             image: busybox
 `))
 
-	cfg, err := helmConfig(nil)
+	cfg, err := helmConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -544,7 +544,7 @@ func testControllerUnreachable(t *testing.T) {
 		if err := scale(ctx, replicas); err != nil {
 			t.Errorf("scaling the controller back to %d: %v", replicas, err)
 		}
-		if err := waitRolledOut(ctx, releaseNS, controllerDeployment); err != nil {
+		if err := waitRolledOut(ctx, controllerDeployment); err != nil {
 			t.Errorf("the controller did not come back: %v", err)
 		}
 	})
@@ -563,7 +563,7 @@ func testControllerUnreachable(t *testing.T) {
 
 	// The container outlives the controller: it writes valid output after 25 s.
 	e.apply("qjob", []byte(outputJob("orphan", `sleep 25; echo '{"k":"v"}' > /mnt/quarks/out.json`, false)))
-	e.waitQJob("orphan", "run 1 to start", runTimeout, func(q *qjv1.QuarksJob) (bool, string) {
+	e.waitQJob("orphan", "run 1 to start", func(q *qjv1.QuarksJob) (bool, string) {
 		if q.Status.LastRun == nil {
 			return false, "no run yet"
 		}

@@ -55,7 +55,7 @@ func testCreatedBeforeItsConfigMap(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "later", nil)
 	e.apply("reader", []byte(readerJob("early", "ConfigMap", "later")))
-	e.waitQJob("early", "WaitingForReferences naming the ConfigMap", runTimeout, func(q *qjv1.QuarksJob) (bool, string) {
+	e.waitQJob("early", "WaitingForReferences naming the ConfigMap", func(q *qjv1.QuarksJob) (bool, string) {
 		c := meta.FindStatusCondition(q.Status.Conditions, "WaitingForReferences")
 		if c == nil || c.Status != metav1.ConditionTrue || c.Message != "the run starts when these exist: ConfigMap later" {
 			return false, fmt.Sprintf("condition %+v", c)

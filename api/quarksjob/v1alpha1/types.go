@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"math"
+
 	batchv1 "k8s.io/api/batch/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -388,11 +390,11 @@ const (
 // Truncate cuts the lists to their bounds and sets the counts.
 func (u *OutputUpload) Truncate() {
 	if len(u.Secrets) > MaxRecordedSecrets {
-		u.SecretCount = int32(len(u.Secrets))
+		u.SecretCount = count32(len(u.Secrets))
 		u.Secrets = u.Secrets[:MaxRecordedSecrets:MaxRecordedSecrets]
 	}
 	if len(u.Problems) > MaxRecordedProblems {
-		u.ProblemCount = int32(len(u.Problems))
+		u.ProblemCount = count32(len(u.Problems))
 		u.Problems = u.Problems[:MaxRecordedProblems:MaxRecordedProblems]
 	}
 }
@@ -402,14 +404,26 @@ func (u *OutputUpload) Truncate() {
 // when the run's record has grown large (many pods).
 func (u *OutputUpload) Compact() {
 	secrets, problems := u.WrittenSecrets(), max(int(u.ProblemCount), len(u.Problems))
-	u.Secrets, u.SecretCount = nil, int32(secrets)
+	u.Secrets, u.SecretCount = nil, count32(secrets)
 	if len(u.Problems) > 0 {
 		first := u.Problems[0]
 		if len(first) > 256 {
 			first = first[:256] + "…"
 		}
-		u.Problems, u.ProblemCount = []string{first}, int32(problems)
+		u.Problems, u.ProblemCount = []string{first}, count32(problems)
 	}
+}
+
+// count32 is the length n as a record's count, which saturates rather than
+// wraps.
+func count32(n int) int32 {
+	switch {
+	case n < 0:
+		return 0
+	case n > math.MaxInt32:
+		return math.MaxInt32
+	}
+	return int32(n)
 }
 
 // WrittenSecrets is how many Secrets the upload wrote.

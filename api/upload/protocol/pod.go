@@ -10,7 +10,7 @@ const (
 	PersisterContainerName = "output-persist"
 	// TokenPath is where the persister's projected service-account token
 	// (audience Audience) is mounted.
-	TokenPath = "/var/run/secrets/quarks-job/token"
+	TokenPath = "/var/run/secrets/quarks-job/token" //nolint:gosec // G101: a mount path, not a credential
 
 	// EnvEndpoint is the URL of the controller's output endpoint.
 	EnvEndpoint = "QUARKS_JOB_OUTPUT_URL"

@@ -12,6 +12,7 @@ import (
 // ProblemKind says what is wrong with an output file.
 type ProblemKind string
 
+// The problems an output file can have; OutputError's message details each.
 const (
 	ProblemTooLarge     ProblemKind = "TooLarge"
 	ProblemEmpty        ProblemKind = "Empty"

@@ -49,7 +49,7 @@ func command(v *viper.Viper) *cobra.Command {
 		Short:         "Runs QuarksJobs: Jobs started on triggers whose output is kept in Secrets",
 		SilenceUsage:  true,
 		SilenceErrors: false,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: func(*cobra.Command, []string) error {
 			return run(v)
 		},
 	}

@@ -404,7 +404,7 @@ func TestUploadOfAnOlderRun(t *testing.T) {
 }
 
 // TestOriginalOutputsAreTakenOver: a plain Secret the original quarks-job
-// wrote (no owner, labelled with the container) is taken over by the first
+// wrote (no owner, labeled with the container) is taken over by the first
 // upload, with an Event; with deletePolicy Retain (the default) it stays
 // ownerless, annotated as the QuarksJob's output, so it outlives the
 // QuarksJob and a QuarksJob of the same name writes it again.

@@ -191,7 +191,7 @@ func post(t testing.TB, bearer string, req *upload.Request) (int, upload.Respons
 	}
 	resp, err := https.Do(httpReq)
 	must(t, err)
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	var answer upload.Response
 	must(t, json.NewDecoder(resp.Body).Decode(&answer))
 	return resp.StatusCode, answer
@@ -307,11 +307,11 @@ func expectEvent(t testing.TB, qjob *qjv1.QuarksJob, reason, want string) {
 
 // resign re-signs a real token with the cluster's service-account key, with
 // its expiry moved to exp: with exp in the past, a genuine but expired token.
-func resign(t testing.TB, real string, exp time.Time) string {
+func resign(t testing.TB, jwt string, exp time.Time) string {
 	t.Helper()
-	parts := strings.Split(real, ".")
+	parts := strings.Split(jwt, ".")
 	if len(parts) != 3 {
-		t.Fatalf("token is not a JWS: %q", real)
+		t.Fatalf("token is not a JWS: %q", jwt)
 	}
 	header, err := base64.RawURLEncoding.DecodeString(parts[0])
 	must(t, err)

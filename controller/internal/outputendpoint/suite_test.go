@@ -54,7 +54,9 @@ func TestMain(m *testing.M) {
 		// Where `make kube` puts the Kubernetes binaries; envtest fails
 		// loudly when they are missing there too.
 		assets, _ := filepath.Abs("../../../bin/kube")
-		os.Setenv("KUBEBUILDER_ASSETS", assets)
+		if err := os.Setenv("KUBEBUILDER_ASSETS", assets); err != nil {
+			panic(err)
+		}
 	}
 	code, err := runSuite(m)
 	if err != nil {
@@ -97,7 +99,7 @@ func runSuite(m *testing.M) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer os.RemoveAll(certDir)
+	defer func() { _ = os.RemoveAll(certDir) }()
 	caPEM, err := writeServingCert(certDir)
 	if err != nil {
 		return 0, err
@@ -142,8 +144,7 @@ func waitForEndpoint(addr string) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		if conn, err := net.Dial("tcp", addr); err == nil {
-			conn.Close()
-			return nil
+			return conn.Close()
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -155,8 +156,8 @@ func freeAddress() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	addr := l.Addr().String()
+	return addr, l.Close()
 }
 
 // writeServingCert writes a self-signed tls.crt/tls.key for 127.0.0.1 and

@@ -12,6 +12,7 @@ import (
 // Kind is the kind of a referenced object.
 type Kind string
 
+// The kinds of object a pod template references by name.
 const (
 	ConfigMap Kind = "ConfigMap"
 	Secret    Kind = "Secret"

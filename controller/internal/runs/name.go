@@ -33,12 +33,12 @@ func LabelValue(qjobName string) string {
 	return shorten(qjobName, maxNameLength)
 }
 
-// shorten cuts name to max characters, keeping a prefix and 8 hex digits of
+// shorten cuts name to limit characters, keeping a prefix and 8 hex digits of
 // its hash so that different long names stay different.
-func shorten(name string, max int) string {
+func shorten(name string, limit int) string {
 	sum := sha256.Sum256([]byte(name))
 	hash := hex.EncodeToString(sum[:])[:8]
-	prefix := name[:max-len(hash)-1]
+	prefix := name[:limit-len(hash)-1]
 	// A name component must end alphanumeric; "." or "-" may not precede "-".
 	for len(prefix) > 0 && (prefix[len(prefix)-1] == '-' || prefix[len(prefix)-1] == '.') {
 		prefix = prefix[:len(prefix)-1]

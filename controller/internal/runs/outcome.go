@@ -211,11 +211,11 @@ func completedIndexes(job *batchv1.Job) []int32 {
 			continue
 		}
 		for i := lo; i <= hi; i++ {
-			indexes = append(indexes, int32(i))
+			indexes = append(indexes, int32(i)) //nolint:gosec // G115: ParseInt(…, 10, 32) keeps i within int32
 		}
 	}
 	if len(indexes) == 0 && job.Spec.Completions != nil {
-		for i := int32(0); i < *job.Spec.Completions; i++ {
+		for i := range *job.Spec.Completions {
 			indexes = append(indexes, i)
 		}
 	}

@@ -133,7 +133,7 @@ func (w *Writer) Write(ctx context.Context, owner *qjv1.QuarksJob, s output.Secr
 // writePlain creates the Secret, or updates it when it is owner's output:
 // controlled by owner (deletePolicy Delete), or annotated as the output of a
 // QuarksJob of owner's name (Retain). A Secret the original quarks-job wrote
-// (no owner, labelled with the declaring container) is adopted: brought to
+// (no owner, labeled with the declaring container) is adopted: brought to
 // this form, and reported. Anything else is left alone.
 func (w *Writer) writePlain(ctx context.Context, owner *qjv1.QuarksJob, s output.Secret) (adopted bool, err error) {
 	key := client.ObjectKey{Namespace: owner.Namespace, Name: s.Name}

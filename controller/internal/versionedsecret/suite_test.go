@@ -24,7 +24,9 @@ func TestMain(m *testing.M) {
 		// Where `make kube` puts the Kubernetes binaries; envtest fails
 		// loudly when they are missing there too.
 		assets, _ := filepath.Abs("../../../bin/kube")
-		os.Setenv("KUBEBUILDER_ASSETS", assets)
+		if err := os.Setenv("KUBEBUILDER_ASSETS", assets); err != nil {
+			panic(err)
+		}
 	}
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {

@@ -1,5 +1,5 @@
 // Package versionedsecret names, allocates and prunes versioned Secrets:
-// immutable Secrets "<name>-v<N>" labelled with their kind and version.
+// immutable Secrets "<name>-v<N>" labeled with their kind and version.
 //
 // A new version is allocated without a lock, so that any number of writers
 // (controller replicas, concurrent uploads) agree: a writer creates the next
@@ -50,7 +50,7 @@ func ParseName(name string) (base string, version int64, ok bool) {
 
 // Versions lists the versions of base in namespace, oldest first, as
 // metadata: listing a family never loads every versioned Secret's data. Only
-// Secrets labelled as versioned and named exactly "<base>-v<N>" count.
+// Secrets labeled as versioned and named exactly "<base>-v<N>" count.
 func Versions(ctx context.Context, reader client.Reader, namespace, base string) ([]metav1.PartialObjectMetadata, error) {
 	list := &metav1.PartialObjectMetadataList{}
 	list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))

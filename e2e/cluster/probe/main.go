@@ -71,7 +71,7 @@ func selfSubjectReview() error {
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	answer, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return err
@@ -114,7 +114,7 @@ func flood(url, countArg string) error {
 				status := "error"
 				if resp, err := client.Do(req); err == nil {
 					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
+					_ = resp.Body.Close()
 					status = strconv.Itoa(resp.StatusCode)
 				}
 				mu.Lock()

@@ -27,7 +27,7 @@ import (
 )
 
 // flag name → environment variable.
-var env = map[string]string{
+var env = map[string]string{ //nolint:gosec // G101: names of variables, not credentials
 	"endpoint":       upload.EnvEndpoint,
 	"ca-bundle":      upload.EnvCABundle,
 	"output-files":   upload.EnvOutputFiles,

@@ -6,7 +6,7 @@ import (
 )
 
 func TestParseTimeout(t *testing.T) {
-	for in, want := range map[string]time.Duration{"25s": 25 * time.Second, "25": 25 * time.Second, " 9 ": 9 * time.Second, "1m": time.Minute, "0s": time.Second, "0": time.Second} {
+	for in, want := range map[string]time.Duration{"25s": 25 * time.Second, "25": 25 * time.Second, " 9 ": 9 * time.Second, "1m": time.Minute, "0s": time.Second, "0": time.Second} { //nolint:gocritic // " 9 " tests that spaces are trimmed
 		if got, err := parseTimeout(in); err != nil || got != want {
 			t.Errorf("parseTimeout(%q) = %v, %v; want %v", in, got, err, want)
 		}

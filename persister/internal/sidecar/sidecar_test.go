@@ -107,7 +107,7 @@ func TestRunUploadsAtTermination(t *testing.T) {
 }
 
 func TestRunGivesUpWithinTheTimeout(t *testing.T) {
-	cfg, logs, stop := setup(t, func(w http.ResponseWriter, r *http.Request) {})
+	cfg, logs, stop := setup(t, func(http.ResponseWriter, *http.Request) {})
 	stop() // the controller is unreachable
 	cfg.UploadTimeout = 300 * time.Millisecond
 	terminate := make(chan struct{})

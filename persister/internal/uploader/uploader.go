@@ -80,7 +80,7 @@ func (c *Client) Send(ctx context.Context, req *upload.Request) (*upload.Respons
 		if errors.As(err, &permanent) {
 			return nil, err
 		}
-		wait := max(retryAfter, backoff+rand.N(backoff/2+1))
+		wait := max(retryAfter, backoff+rand.N(backoff/2+1)) //nolint:gosec // G404: jitter, not a secret
 		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < wait {
 			return nil, fmt.Errorf("gave up after %d attempts, the grace period is nearly over: %w", attempt, err)
 		}
@@ -107,7 +107,7 @@ func (c *Client) attempt(ctx context.Context, req *upload.Request) (*upload.Resp
 	// is never held in memory whole: the sidecar stays small.
 	body, encoder := io.Pipe()
 	go func() { encoder.CloseWithError(json.NewEncoder(encoder).Encode(req)) }()
-	defer body.Close()
+	defer func() { _ = body.Close() }()
 	httpReq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Endpoint, body)
 	if err != nil {
 		return nil, 0, &PermanentError{Problems: []string{fmt.Sprintf("invalid endpoint URL %q: %v", c.Endpoint, err)}}
@@ -119,7 +119,7 @@ func (c *Client) attempt(ctx context.Context, req *upload.Request) (*upload.Resp
 	if err != nil {
 		return nil, 0, err
 	}
-	defer httpResp.Body.Close()
+	defer func() { _ = httpResp.Body.Close() }()
 	raw, err := io.ReadAll(io.LimitReader(httpResp.Body, 1<<20))
 	if err != nil {
 		return nil, 0, fmt.Errorf("reading the answer: %w", err)

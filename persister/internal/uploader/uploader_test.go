@@ -75,7 +75,7 @@ func TestSendRetriesUntilAcknowledged(t *testing.T) {
 
 func TestSendStopsOnRefusal(t *testing.T) {
 	var calls atomic.Int32
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		calls.Add(1)
 		w.WriteHeader(http.StatusForbidden)
 		_ = json.NewEncoder(w).Encode(upload.Response{Problems: []string{"pod x is not controlled by a Job"}})

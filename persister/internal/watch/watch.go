@@ -52,7 +52,7 @@ func (w *Watcher) Run(ctx context.Context) {
 		w.Log.Error("cannot watch the output directories; files are validated at upload only", "error", err)
 		return
 	}
-	defer fsw.Close()
+	defer func() { _ = fsw.Close() }()
 	for _, container := range w.Declared.Containers() {
 		dir := filepath.Join(w.Root, container)
 		if err := fsw.Add(dir); err != nil {

@@ -51,7 +51,7 @@ func TestWatcherLogsProblemsAsFilesAppear(t *testing.T) {
 		Declared: collect.Declared{"gen": {"creds.json"}, "other": {"early.json"}},
 		Log:      slog.New(slog.NewTextHandler(&logs, nil)),
 		Settle:   20 * time.Millisecond,
-		Checked:  func(path string, err error) { checked <- filepath.Base(path) },
+		Checked:  func(path string, _ error) { checked <- filepath.Base(path) },
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	stopped := make(chan struct{})

@@ -27,7 +27,7 @@ func TestLifecycle(t *testing.T) {
 	}
 	stateDir := filepath.Join(repo, "bin", "cluster")
 	kubectl := filepath.Join(repo, "bin", "kube", "kubectl")
-	make := func(target string) time.Duration {
+	runMake := func(target string) time.Duration {
 		t.Helper()
 		start := time.Now()
 		cmd := exec.Command("make", "--no-print-directory", "-C", repo, target)
@@ -39,11 +39,11 @@ func TestLifecycle(t *testing.T) {
 		return time.Since(start)
 	}
 
-	make("cluster-down")
+	runMake("cluster-down")
 	dropForwardLikeDocker(t)
 	before := takeSnapshot(t, stateDir)
 	for round := 1; round <= 2; round++ {
-		took := make("cluster-up")
+		took := runMake("cluster-up")
 		t.Logf("round %d: make cluster-up took %s", round, took.Round(100*time.Millisecond))
 		during := takeSnapshot(t, stateDir)
 		if len(during["process"]) == 0 || !slices.Contains(during["link"], cluster.Bridge) {
@@ -51,7 +51,7 @@ func TestLifecycle(t *testing.T) {
 		}
 		runPod(t, kubectl, filepath.Join(stateDir, "kubeconfig"), fmt.Sprintf("smoke-%d", round))
 		reachService(t, kubectl, filepath.Join(stateDir, "kubeconfig"), fmt.Sprintf("web-%d", round))
-		took = make("cluster-down")
+		took = runMake("cluster-down")
 		t.Logf("round %d: make cluster-down took %s", round, took.Round(100*time.Millisecond))
 		after := takeSnapshot(t, stateDir)
 		for kind, entries := range after {
@@ -164,7 +164,7 @@ func takeSnapshot(t *testing.T, stateDir string) map[string][]string {
 				s["mount"] = append(s["mount"], fields[4])
 			}
 		}
-		f.Close()
+		_ = f.Close()
 	}
 	for kind, dir := range map[string]string{"link": "/sys/class/net", "network namespace": "/run/netns"} {
 		entries, _ := os.ReadDir(dir)

@@ -21,6 +21,12 @@ import (
 )
 
 func main() {
+	if err := run(); err != nil {
+		os.Exit(1) // the error is printed already
+	}
+}
+
+func run() error {
 	var c cluster.Config
 	root := &cobra.Command{
 		Use:          "cluster",
@@ -45,14 +51,13 @@ func main() {
 	flags.StringVar(&c.Registry, "registry", "127.0.0.1:5050", "loopback address of the image registry")
 	flags.DurationVar(&c.Timeout, "timeout", 2*time.Minute, "how long to wait for each component")
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
 	self, err := os.Executable()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		return err
 	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	cluster.RegistryCommand = func(c cluster.Config) (string, []string) {
 		return self, []string{"registry", "--dir", c.Dir, "--images", c.Images, "--registry", c.Registry}
 	}
@@ -81,7 +86,5 @@ func main() {
 			},
 		},
 	)
-	if err := root.Execute(); err != nil {
-		os.Exit(1)
-	}
+	return root.Execute()
 }

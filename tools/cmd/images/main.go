@@ -51,7 +51,7 @@ builds a busybox image from Debian's busybox-static.`,
 					return fmt.Errorf("%q: want TAG=DIR", arg)
 				}
 				if !hasMainPackage(dir) {
-					fmt.Fprintf(cmd.ErrOrStderr(), "skipping %s: no main package in %s yet\n", tag, dir)
+					cmd.PrintErrf("skipping %s: no main package in %s yet\n", tag, dir)
 					continue
 				}
 				file, err := buildGoImage(tag, dir, out)
@@ -68,7 +68,9 @@ builds a busybox image from Debian's busybox-static.`,
 				built = append(built, file)
 			}
 			for _, f := range built {
-				fmt.Fprintf(cmd.OutOrStdout(), "built %s\n", f)
+				if _, err := fmt.Fprintf(cmd.OutOrStdout(), "built %s\n", f); err != nil {
+					return err
+				}
 			}
 			if push != "" {
 				return pushAll(cmd, push, built)
@@ -102,7 +104,9 @@ func pushAll(cmd *cobra.Command, registry string, files []string) error {
 		if err != nil {
 			return fmt.Errorf("push %s (is the local cluster up?): %w", f, err)
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "pushed %s to %s\n", strings.Join(refs, ", "), registry)
+		if _, err := fmt.Fprintf(cmd.OutOrStdout(), "pushed %s to %s\n", strings.Join(refs, ", "), registry); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -148,7 +152,7 @@ func buildGoImage(tag, dir, out string) (string, error) {
 	if err := build.Run(); err != nil {
 		return "", fmt.Errorf("go build in %s: %w", dir, err)
 	}
-	defer os.Remove(binary)
+	defer func() { _ = os.Remove(binary) }() // a leftover is overwritten by the next build
 	spec, err := ociimage.Binary(binary, "/"+filepath.Base(abs))
 	if err != nil {
 		return "", err

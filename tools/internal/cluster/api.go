@@ -46,7 +46,7 @@ func (c Config) waitFor(ctx context.Context, what string, watch []string, check 
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%s not there after %s (last error: %v)", what, c.Timeout, last)
+			return fmt.Errorf("%s not there after %s (last error: %w)", what, c.Timeout, last)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}

@@ -28,7 +28,7 @@ var daemonNames = []string{"registry", "containerd", "etcd", "kube-apiserver", "
 func Up(ctx context.Context, c Config, log io.Writer) (err error) {
 	start := time.Now()
 	step := func(format string, args ...any) {
-		fmt.Fprintf(log, "[%5.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
+		_, _ = fmt.Fprintf(log, "[%5.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
 	}
 	if err := c.preflight(); err != nil {
 		return err
@@ -58,7 +58,7 @@ func Up(ctx context.Context, c Config, log io.Writer) (err error) {
 	}
 	defer func() {
 		if err != nil {
-			fmt.Fprintf(log, "cluster start failed, tearing down; logs stay in %s\n", c.path("logs"))
+			_, _ = fmt.Fprintf(log, "cluster start failed, tearing down; logs stay in %s\n", c.path("logs"))
 			if downErr := Down(context.WithoutCancel(ctx), c, log); downErr != nil {
 				err = errors.Join(err, fmt.Errorf("teardown: %w", downErr))
 			}
@@ -136,7 +136,7 @@ func Up(ctx context.Context, c Config, log io.Writer) (err error) {
 		return err
 	}
 	step("default ServiceAccount and cluster DNS ready")
-	fmt.Fprintf(log, "cluster up in %.1fs; kubeconfig: %s\n", time.Since(start).Seconds(), c.Kubeconfig())
+	_, _ = fmt.Fprintf(log, "cluster up in %.1fs; kubeconfig: %s\n", time.Since(start).Seconds(), c.Kubeconfig())
 	return nil
 }
 
@@ -163,7 +163,7 @@ func Down(ctx context.Context, c Config, log io.Writer) error {
 		}
 	}
 	if killed := killMatching(containerdSocket()); len(killed) > 0 {
-		fmt.Fprintf(log, "killed processes left by containerd:\n  %s\n", strings.Join(killed, "\n  "))
+		_, _ = fmt.Fprintf(log, "killed processes left by containerd:\n  %s\n", strings.Join(killed, "\n  "))
 	}
 	add("remove pod cgroups", removePodCgroups())
 	add("remove iptables rules", cleanIPTables())
@@ -198,7 +198,7 @@ func Down(ctx context.Context, c Config, log io.Writer) error {
 		add("remove "+RunDir, os.RemoveAll(RunDir))
 	}
 	if len(errs) == 0 {
-		fmt.Fprintf(log, "cluster down in %.1fs\n", time.Since(start).Seconds())
+		_, _ = fmt.Fprintf(log, "cluster down in %.1fs\n", time.Since(start).Seconds())
 	}
 	return errors.Join(errs...)
 }
@@ -256,7 +256,7 @@ func httpOK(url string) func(context.Context) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		return resp.StatusCode == http.StatusOK, fmt.Errorf("%s: %s", url, resp.Status)
 	}
 }

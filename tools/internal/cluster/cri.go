@@ -25,7 +25,7 @@ func removeSandboxes(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	runtime := runtimeapi.NewRuntimeServiceClient(conn)
 	list, err := runtime.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
 	if err != nil {

@@ -220,7 +220,8 @@ func iptablesCleanup(dump string) string {
 				chains = append(chains, name)
 			}
 		case strings.HasPrefix(line, "-A ") || strings.HasPrefix(line, "[") && strings.Contains(line, "] -A "):
-			rule := line[strings.Index(line, "-A "):]
+			_, rule, _ := strings.Cut(line, "-A ")
+			rule = "-A " + rule
 			fields := strings.Fields(rule)
 			if ownChain(fields[1]) {
 				continue // flushed with its chain
@@ -245,7 +246,7 @@ func mountsUnder(prefixes ...string) []string {
 	if err != nil {
 		return nil
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	var mounts []string
 	scanner := bufio.NewScanner(f)
 	for scanner.Scan() {
@@ -286,7 +287,7 @@ func unescapeMount(s string) string {
 
 func unmountAll(prefixes ...string) error {
 	var errs []error
-	for attempt := 0; attempt < 3; attempt++ {
+	for range 3 {
 		errs = nil
 		for _, m := range mountsUnder(prefixes...) {
 			if err := unix.Unmount(m, 0); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
@@ -311,7 +312,7 @@ func cgroupMounts() []string {
 	if err != nil {
 		return nil
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	var mounts []string
 	scanner := bufio.NewScanner(f)
 	for scanner.Scan() {

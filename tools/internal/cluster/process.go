@@ -31,7 +31,7 @@ func (c Config) start(d daemon) error {
 	if err != nil {
 		return err
 	}
-	defer logFile.Close()
+	defer func() { _ = logFile.Close() }() // the daemon writes through its own descriptor
 	cmd := exec.Command(d.path, d.args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Env = append([]string{hostPath, "HOME=" + c.Dir}, d.env...)
@@ -52,7 +52,7 @@ func (c Config) pidFile(name string) string { return c.path("pids", name+".pid")
 
 // pid returns the pid of the running daemon name, or 0. A pid counts only
 // while its command line still names the cluster's directory, so a reused
-// pid is never signalled.
+// pid is never signaled.
 func (c Config) pid(name string) int {
 	raw, err := os.ReadFile(c.pidFile(name))
 	if err != nil {
@@ -138,7 +138,7 @@ func (c Config) logTail(name string, lines int) string {
 // stop sends SIGTERM, waits up to grace, then kills.
 func (c Config) stop(name string, grace time.Duration) error {
 	pid := c.pid(name)
-	defer os.Remove(c.pidFile(name))
+	defer func() { _ = os.Remove(c.pidFile(name)) }() // a stale one is ignored: pid checks the command line
 	if pid == 0 {
 		return nil
 	}

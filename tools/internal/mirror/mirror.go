@@ -72,7 +72,7 @@ func Push(addr, tarPath string) ([]string, error) {
 			if err != nil {
 				return pushed, err
 			}
-			target, err := MirrorTag(addr, ref)
+			target, err := tagAt(addr, ref)
 			if err != nil {
 				return pushed, err
 			}
@@ -85,7 +85,7 @@ func Push(addr, tarPath string) ([]string, error) {
 	return pushed, nil
 }
 
-// MirrorTag is where image ref lives in the registry at addr.
-func MirrorTag(addr string, ref name.Tag) (name.Tag, error) {
+// tagAt is where image ref lives in the registry at addr.
+func tagAt(addr string, ref name.Tag) (name.Tag, error) {
 	return name.NewTag(fmt.Sprintf("%s/%s:%s", addr, ref.RepositoryStr(), ref.TagStr()), name.Insecure)
 }

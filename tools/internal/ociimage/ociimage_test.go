@@ -82,7 +82,7 @@ func layerFiles(t *testing.T, layer interface{ Uncompressed() (io.ReadCloser, er
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rc.Close()
+	defer func() { _ = rc.Close() }()
 	files := map[string]*tar.Header{}
 	tr := tar.NewReader(rc)
 	for {

@@ -113,7 +113,7 @@ func NewSigningKey(dir, name string) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, name+".pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o644)
+	return os.WriteFile(filepath.Join(dir, name+".pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o644) //nolint:gosec // G306: a public key
 }
 
 // WriteKubeconfig writes a kubeconfig for server that authenticates with the
@@ -135,7 +135,7 @@ func WriteKubeconfig(path, server, dir, certName string) error {
 }
 
 func writePair(dir, name string, der []byte, key *ecdsa.PrivateKey) error {
-	if err := os.WriteFile(filepath.Join(dir, name+".crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, name+".crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil { //nolint:gosec // G306: a certificate is public
 		return err
 	}
 	return writeKey(filepath.Join(dir, name+".key"), key)

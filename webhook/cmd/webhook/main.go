@@ -10,6 +10,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -231,6 +232,10 @@ func injectConfig(v *viper.Viper) (inject.Config, error) {
 
 func logLevel(value string, opts *zap.Options) error {
 	if n, err := strconv.Atoi(value); err == nil {
+		// zap's levels are int8; a verbosity past that would wrap around.
+		if n < -math.MaxInt8 || n > math.MaxInt8 {
+			return fmt.Errorf("--log-level %d: a number must be between %d and %d", n, -math.MaxInt8, math.MaxInt8)
+		}
 		opts.Level = zapcore.Level(-n)
 		return nil
 	}

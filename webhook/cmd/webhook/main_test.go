@@ -3,6 +3,9 @@ package main
 import (
 	"slices"
 	"testing"
+
+	"go.uber.org/zap/zapcore"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 )
 
 func TestFlagsFromTheEnvironment(t *testing.T) {
@@ -50,5 +53,27 @@ func TestInjectConfigRejectsBadValues(t *testing.T) {
 				t.Error("accepted")
 			}
 		})
+	}
+}
+
+func TestLogLevel(t *testing.T) {
+	for value, want := range map[string]zapcore.Level{
+		"info":  zapcore.InfoLevel,
+		"debug": zapcore.DebugLevel,
+		"0":     zapcore.InfoLevel,
+		"5":     zapcore.Level(-5),
+	} {
+		var opts zap.Options
+		if err := logLevel(value, &opts); err != nil {
+			t.Errorf("%s: %v", value, err)
+		} else if opts.Level != want {
+			t.Errorf("%s: level %v, want %v", value, opts.Level, want)
+		}
+	}
+	// A number past what zap's int8 levels hold is refused, not wrapped.
+	for _, value := range []string{"128", "-128", "loud"} {
+		if err := logLevel(value, &zap.Options{}); err == nil {
+			t.Errorf("%s: accepted", value)
+		}
 	}
 }

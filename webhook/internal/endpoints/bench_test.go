@@ -40,7 +40,7 @@ func benchmarkInjected(b *testing.B) {
 	handlerLatency.reset()
 	create := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
+	for range b.N {
 		pod := jobPod(ns, `{"gen":["creds.json","more.json"],"other":["x.json"]}`, "gen", "other")
 		start := time.Now()
 		if err := k8s.Create(context.Background(), pod); err != nil {

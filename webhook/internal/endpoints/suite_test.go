@@ -62,7 +62,10 @@ func run(m *testing.M) int {
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		// Where `make kube` puts the Kubernetes binaries.
 		assets, _ := filepath.Abs("../../../bin/kube")
-		os.Setenv("KUBEBUILDER_ASSETS", assets)
+		if err := os.Setenv("KUBEBUILDER_ASSETS", assets); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
 	}
 
 	svc := endpoints.Service{Namespace: "quarks", Name: "quarks-job-webhook", Port: 443}

@@ -1,7 +1,6 @@
 package quarksjob
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
@@ -138,14 +137,12 @@ func idleRSS(b *testing.B, binary, kubeconfig, ns string) int64 {
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	time.Sleep(10 * time.Second)
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer f.Close()
-	scanner := bufio.NewScanner(f)
-	for scanner.Scan() {
-		if fields := strings.Fields(scanner.Text()); len(fields) >= 2 && fields[0] == "VmRSS:" {
+	for line := range strings.Lines(string(status)) {
+		if fields := strings.Fields(line); len(fields) >= 2 && fields[0] == "VmRSS:" {
 			kb, _ := strconv.ParseInt(fields[1], 10, 64)
 			return kb << 10
 		}

@@ -58,7 +58,7 @@ func change(t testing.TB, obj client.Object, f func()) {
 }
 
 // runAndFinish waits for run n's Job, finishes it and waits until it is recorded and cleaned up.
-func runAndFinish(t testing.TB, ns, name string, n int64) {
+func runAndFinish(t testing.TB, ns, name string, n int64) { //nolint:unparam // each caller names its QuarksJob, "q" so far
 	t.Helper()
 	job := fmt.Sprintf("%s-%d", name, n)
 	waitJobs(t, ns, job)

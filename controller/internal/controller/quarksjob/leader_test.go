@@ -34,7 +34,7 @@ func startReplica(t *testing.T, leaseNamespace string) (*operator, <-chan struct
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	op := &operator{cancel: cancel, done: make(chan error, 1)}
+	op := &operator{t: t, cancel: cancel, done: make(chan error, 1)}
 	go func() { op.done <- mgr.Start(ctx) }()
 	t.Cleanup(op.stop)
 	return op, mgr.Elected()

@@ -120,7 +120,7 @@ func TestOneActiveRunAndOnePendingTrigger(t *testing.T) {
 
 	// Three triggers during the active run: each is accepted, together they
 	// make one pending run.
-	for i := 0; i < 3; i++ {
+	for range 3 {
 		setStrategy(t, ns, "busy", qjv1.StrategyNow)
 		waitStatus(t, ns, "busy", strategyIs(qjv1.StrategyManual))
 	}
@@ -237,7 +237,7 @@ func TestRestartStartsNothing(t *testing.T) {
 	waitStatus(t, ns, "r-now", lastRun(1, qjv1.RunFailed))
 	waitJobs(t, ns, "r-now-1")
 
-	for i := 0; i < 2; i++ {
+	for range 2 {
 		op.stop()
 		op = startOperator(t, nil)
 		keepJobs(t, ns, 1500*time.Millisecond, "r-now-1")

@@ -42,7 +42,9 @@ func TestMain(m *testing.M) {
 		// Where `make kube` puts the Kubernetes binaries; envtest fails
 		// loudly when they are missing there too.
 		assets, _ := filepath.Abs("../../../../bin/kube")
-		os.Setenv("KUBEBUILDER_ASSETS", assets)
+		if err := os.Setenv("KUBEBUILDER_ASSETS", assets); err != nil {
+			panic(err)
+		}
 	}
 	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.Level(zapLevel()))))
 	_ = clientgoscheme.AddToScheme(testScheme)
@@ -81,6 +83,7 @@ const testDebounce = 300 * time.Millisecond
 
 // operator is a running manager with the reconciler.
 type operator struct {
+	t      testing.TB
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -117,7 +120,7 @@ func startOperatorWith(t testing.TB, wrap func(client.Client, context.CancelFunc
 	if err := r.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: 16}); err != nil {
 		t.Fatal(err)
 	}
-	op := &operator{cancel: cancel, done: make(chan error, 1)}
+	op := &operator{t: t, cancel: cancel, done: make(chan error, 1)}
 	go func() { op.done <- mgr.Start(ctx) }()
 	t.Cleanup(op.stop)
 	return op
@@ -125,7 +128,9 @@ func startOperatorWith(t testing.TB, wrap func(client.Client, context.CancelFunc
 
 func (o *operator) stop() {
 	o.cancel()
-	<-o.done
+	if err := <-o.done; err != nil {
+		o.t.Errorf("operator stopped: %v", err)
+	}
 	o.done <- nil // stop is idempotent
 }
 
