@@ -8,11 +8,17 @@ limit=$((1 << 20))
 allow=mk/tracked-files.allow
 allowed() { [[ -f $allow ]] && grep -qxF -- "$1" "$allow"; }
 
-mapfile -t text < <(git grep -I --cached --name-only -e '' | sort)
+# Binary in the index is what git itself says: "i/-text" in ls-files --eol.
+# (One command, no pipe: a pipe into grep -q fails under pipefail when grep
+# stops reading early, which made this check flaky.)
+declare -A binary=()
+while IFS=$'\t' read -r info path; do
+	[[ $info == i/-text* ]] && binary[$path]=1
+done < <(git ls-files --eol)
 bad=0
 while IFS= read -r f; do
 	allowed "$f" && continue
-	if ! printf '%s\n' "${text[@]}" | grep -qxF -- "$f"; then
+	if [[ -n ${binary[$f]:-} ]]; then
 		echo "tracked binary file: $f (build output belongs in bin/, ignored by git)" >&2
 		bad=1
 	fi

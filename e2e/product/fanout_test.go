@@ -47,7 +47,7 @@ spec:
 	q := e.waitRunFinished("many", 1)
 	e.wantRun(q, 1, qjv1.RunSucceeded)
 	t.Logf("figure: created → run of a %d-key fan-out Succeeded: %s", keys, ms(time.Since(start)))
-	if events, ok := e.waitEvent("QuarksJob", "many", "and 4990 more", runTimeout); !ok {
+	if events, ok := e.waitEvent("many", "and 4990 more", runTimeout); !ok {
 		t.Errorf("no OutputPersisted Event naming 10 Secrets and counting the rest: %q", events)
 	}
 

@@ -98,7 +98,7 @@ func testForgery(t *testing.T) {
 		pod := e.waitJobPodFinished(job)
 		e.wantPersisterLog(pod, "is not the Job of the current run")
 	}
-	if events, ok := e.waitEvent("QuarksJob", "victim", "ForeignJob", runTimeout); !ok {
+	if events, ok := e.waitEvent("victim", "ForeignJob", runTimeout); !ok {
 		t.Errorf("no ForeignJob Event on the victim; events: %v", events)
 	}
 	e.wantUnchanged(before)

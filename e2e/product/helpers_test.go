@@ -305,8 +305,10 @@ func runString(r *qjv1.Run) string {
 // stays checks for the quiet period that the QuarksJob's runCount stays n.
 func (e *tenv) staysAtRunCount(name string, n int64) {
 	e.t.Helper()
-	deadline := time.Now().Add(quiet)
-	for time.Now().Before(deadline) {
+	ctx, cancel := context.WithTimeout(e.ctx, quiet)
+	defer cancel()
+	// Never done: checked until the quiet period ends, or fails at once.
+	_ = poll(ctx, 500*time.Millisecond, func() (bool, string) {
 		q, err := e.qjob(name)
 		if err != nil {
 			e.t.Fatal(err)
@@ -314,8 +316,8 @@ func (e *tenv) staysAtRunCount(name string, n int64) {
 		if q.Status.RunCount != n {
 			e.t.Fatalf("qjob %s: runCount %d, want it to stay %d (last run %s)", name, q.Status.RunCount, n, runString(q.Status.LastRun))
 		}
-		time.Sleep(500 * time.Millisecond)
-	}
+		return false, ""
+	})
 }
 
 // waitSecret waits until the Secret exists.

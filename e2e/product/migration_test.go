@@ -173,7 +173,7 @@ func testSwitchFromOriginal(t *testing.T) {
 	for v := 1; v <= 3; v++ {
 		wantData(t, e.secret("moved-cert-v"+strconv.Itoa(v)), map[string]string{"password": "old"})
 	}
-	if events, ok := e.waitEvent("QuarksJob", "moved", "SecretAdopted", runTimeout); !ok {
+	if events, ok := e.waitEvent("moved", "SecretAdopted", runTimeout); !ok {
 		t.Errorf("no SecretAdopted Event; events: %v", events)
 	}
 	job, err := suite.kube.BatchV1().Jobs(e.namespace).Get(ctx, q.Status.LastRun.JobName, metav1.GetOptions{})

@@ -3,6 +3,7 @@
 package product_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -135,7 +136,7 @@ func testBadOutput(t *testing.T) {
 			}
 			e.noSecret("out")
 			e.wantPodFinished("bad", 1, "work")
-			if events, ok := e.waitEvent("QuarksJob", "bad", `"out.json"`, 15*time.Second); !ok {
+			if events, ok := e.waitEvent("bad", `"out.json"`, 15*time.Second); !ok {
 				t.Errorf("no Event of qjob bad names the file out.json: %q", events)
 			}
 		})
@@ -241,20 +242,17 @@ spec:
 	}
 }
 
-// waitEvent waits until an Event about the object contains sub; it returns the events seen.
-func (e *tenv) waitEvent(kind, name, sub string, timeout time.Duration) ([]string, bool) {
+// waitEvent waits until an Event about the QuarksJob contains sub; it returns the events seen.
+func (e *tenv) waitEvent(name, sub string, timeout time.Duration) ([]string, bool) {
 	e.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		events := e.events(kind, name)
-		if containsAny(events, sub) {
-			return events, true
-		}
-		if time.Now().After(deadline) {
-			return events, false
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	ctx, cancel := context.WithTimeout(e.ctx, timeout)
+	defer cancel()
+	var events []string
+	err := poll(ctx, 500*time.Millisecond, func() (bool, string) {
+		events = e.events("QuarksJob", name)
+		return containsAny(events, sub), ""
+	})
+	return events, err == nil
 }
 
 func containsAny(list []string, sub string) bool {

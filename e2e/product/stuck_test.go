@@ -54,7 +54,7 @@ spec:
 	if job.Spec.Suspend == nil || !*job.Spec.Suspend {
 		t.Errorf("the failed run's Job %s is not suspended", job.Name)
 	}
-	if events, ok := e.waitEvent("QuarksJob", "noimage", "RunFailed", runTimeout); !ok {
+	if events, ok := e.waitEvent("noimage", "RunFailed", runTimeout); !ok {
 		t.Errorf("no RunFailed Event: %v", events)
 	}
 }

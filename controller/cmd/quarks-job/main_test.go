@@ -43,9 +43,11 @@ func TestWatchNamespaces(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			t.Setenv("QUARKS_JOB_WATCH_NAMESPACES", c.env)
+			t.Setenv("QUARKS_JOB_WATCH_NAMESPACES", c.env) // restored after the test
 			if c.env == "" {
-				os.Unsetenv("QUARKS_JOB_WATCH_NAMESPACES")
+				if err := os.Unsetenv("QUARKS_JOB_WATCH_NAMESPACES"); err != nil {
+					t.Fatal(err)
+				}
 			}
 			v := viper.New()
 			cmd := command(v)
@@ -166,7 +168,7 @@ func TestWatchedNamespacesAndMetrics(t *testing.T) {
 		if err != nil {
 			return false, err.Error()
 		}
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }()
 		body, err := io.ReadAll(resp.Body)
 		if err != nil {
 			return false, err.Error()
@@ -226,7 +228,7 @@ func freeAddress(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().String()
 }
 

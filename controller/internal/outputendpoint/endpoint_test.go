@@ -150,7 +150,7 @@ func TestUploadRefused(t *testing.T) {
 	}
 	otherCode := forgedPod("forged-other-code", func(p *corev1.Pod) { p.Spec.Containers[0].Image = "attacker/gen" })
 	otherUploader := forgedPod("forged-uploader", func(p *corev1.Pod) { p.Spec.InitContainers[0].Image = "attacker/persister" })
-	unlabelled := forgedPod("forged-unlabelled", func(p *corev1.Pod) { p.Labels = nil })
+	unlabeled := forgedPod("forged-unlabeled", func(p *corev1.Pod) { p.Labels = nil })
 	boundToSecret := func() string {
 		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "anchor", Namespace: ns}}
 		must(t, k8s.Create(context.Background(), s))
@@ -171,7 +171,7 @@ func TestUploadRefused(t *testing.T) {
 		{"forged Job with the QuarksJob as controller", token(t, forgedJobPod, upload.Audience), http.StatusConflict, "is not the Job of the current run 1"},
 		{"forged pod of the run's Job running other code", token(t, otherCode, upload.Audience), http.StatusForbidden, `container "gen" does not run what the Job's template says`},
 		{"forged pod of the run's Job with another uploader", token(t, otherUploader, upload.Audience), http.StatusForbidden, `persister runs image "attacker/persister"`},
-		{"forged pod of the run's Job without the Job controller's label", token(t, unlabelled, upload.Audience), http.StatusForbidden, "not the Job's UID"},
+		{"forged pod of the run's Job without the Job controller's label", token(t, unlabeled, upload.Audience), http.StatusForbidden, "not the Job's UID"},
 		{"another audience", token(t, r.pod, "another-audience"), http.StatusUnauthorized, "token not accepted"},
 		{"expired token", resign(t, token(t, r.pod, upload.Audience), time.Now().Add(-time.Hour)), http.StatusUnauthorized, "expired"},
 		// The control for the one above: the same re-signing with a future
@@ -309,7 +309,7 @@ func TestSecretNotOwnedIsNotOverwritten(t *testing.T) {
 		t.Fatalf("a Secret the QuarksJob does not own was overwritten: %v %v", s.Data, s.OwnerReferences)
 	}
 	res := result(t, r.job)
-	if res.Persisted || !strings.Contains(strings.Join(res.Problems, "\n"), `Secret "creds" exists in namespace "`+ns+`" and is not this QuarksJob's output (it has no controller and no label quarks.cloudfoundry.org/container-name=gen); it was not overwritten. Delete it to let the next run write it; or, to keep it until then, have it labelled quarks.cloudfoundry.org/container-name=gen`) {
+	if res.Persisted || !strings.Contains(strings.Join(res.Problems, "\n"), `Secret "creds" exists in namespace "`+ns+`" and is not this QuarksJob's output (it has no controller and no label quarks.cloudfoundry.org/container-name=gen); it was not overwritten. Delete it to let the next run write it; or, to keep it until then, have it labeled quarks.cloudfoundry.org/container-name=gen`) {
 		t.Fatalf("result: %+v", res)
 	}
 	expectEvent(t, r.qjob, "SecretNotOwned", `output file "creds.json" of container "gen": Secret "creds" exists`)

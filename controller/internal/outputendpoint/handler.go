@@ -194,7 +194,7 @@ type writeResult struct {
 
 // writeAll writes the Secrets, writeConcurrency at a time, and returns the
 // result of each in their order. Within one upload every Secret has its own
-// name; the writer serialises writers of one name across uploads.
+// name; the writer serializes writers of one name across uploads.
 func (h *handler) writeAll(ctx context.Context, qjob *qjv1.QuarksJob, secrets []output.Secret) []writeResult {
 	results := make([]writeResult, len(secrets))
 	slots := make(chan struct{}, writeConcurrency)

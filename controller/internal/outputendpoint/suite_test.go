@@ -25,6 +25,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -141,14 +142,17 @@ func runSuite(m *testing.M) (int, error) {
 const testPersisterImage = "persister"
 
 func waitForEndpoint(addr string) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if conn, err := net.Dial("tcp", addr); err == nil {
-			return conn.Close()
+	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			return false, nil
 		}
-		time.Sleep(50 * time.Millisecond)
+		return true, conn.Close()
+	})
+	if err != nil {
+		return fmt.Errorf("the endpoint did not listen on %s: %w", addr, err)
 	}
-	return fmt.Errorf("the endpoint did not listen on %s", addr)
+	return nil
 }
 
 func freeAddress() (string, error) {

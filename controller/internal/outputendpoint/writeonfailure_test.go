@@ -17,7 +17,7 @@ import (
 
 // TestWriteOnFailurePaths checks each path of docs/runs.md's writeOnFailure
 // rule that TestFailedContainers does not: a pod retried after a failure,
-// with and without writeOnFailure, and a run that ended (cancelled, timed
+// with and without writeOnFailure, and a run that ended (canceled, timed
 // out) before its pod uploaded.
 func TestWriteOnFailurePaths(t *testing.T) {
 	ns := newNamespace(t)
@@ -64,7 +64,7 @@ func TestWriteOnFailurePaths(t *testing.T) {
 		t.Errorf("retry-on = %v; want the retry's output", s.Data)
 	}
 
-	// Ended before the upload (cancelled, or failed by the run start timeout): nothing is
+	// Ended before the upload (canceled, or failed by the run start timeout): nothing is
 	// written, whatever writeOnFailure says.
 	ended := newRun(t, ns, "ended", spec(true, "ended"), "gen")
 	exit(t, ended.pod, map[string]int32{"gen": 1})
@@ -73,7 +73,7 @@ func TestWriteOnFailurePaths(t *testing.T) {
 		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(ended.qjob), fresh); err != nil {
 			return err
 		}
-		fresh.Status.LastRun.Result, fresh.Status.LastRun.Message = qjv1.RunFailed, "cancelled"
+		fresh.Status.LastRun.Result, fresh.Status.LastRun.Message = qjv1.RunFailed, "canceled"
 		return k8s.Status().Update(context.Background(), fresh)
 	}))
 	status, answer := post(t, token(t, ended.pod, upload.Audience), out("late"))

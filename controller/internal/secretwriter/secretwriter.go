@@ -35,7 +35,7 @@ type NotOwnedError struct {
 
 func (e *NotOwnedError) Error() string {
 	return fmt.Sprintf("Secret %q exists in namespace %q and is not this QuarksJob's output (%s); it was not overwritten. "+
-		"Delete it to let the next run write it; or, to keep it until then, have it labelled %s=%s (as the original quarks-job did; "+
+		"Delete it to let the next run write it; or, to keep it until then, have it labeled %s=%s (as the original quarks-job did; "+
 		"with the chart's admission policy only its exempt users may set that label) and its other owners removed",
 		e.Name, e.Namespace, e.Owner, qjv1.LabelPersistentSecretContainer, e.Container)
 }

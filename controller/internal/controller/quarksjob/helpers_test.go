@@ -13,6 +13,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -30,26 +31,24 @@ func skipNameValidation() config.Controller {
 // eventually polls f until it returns nil, failing the test after 20 s with f's last error.
 func eventually(t testing.TB, what string, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(25 * time.Millisecond)
+	var last error
+	err := wait.PollUntilContextTimeout(context.Background(), 25*time.Millisecond, 20*time.Second, true, func(context.Context) (bool, error) {
+		last = f()
+		return last == nil, nil
+	})
+	if err != nil {
+		t.Fatalf("%s: %v", what, last)
 	}
 }
 
 // consistently checks f for d and fails at its first error.
 func consistently(t testing.TB, what string, d time.Duration, f func() error) {
 	t.Helper()
-	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
-		if err := f(); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
+	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, d, true, func(context.Context) (bool, error) {
+		return false, f() // never done: checked until d has passed, or the first error
+	})
+	if err != nil && !wait.Interrupted(err) {
+		t.Fatalf("%s: %v", what, err)
 	}
 }
 
