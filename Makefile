@@ -60,7 +60,7 @@ lint: golangci-lint ## No build output in git; gofmt and golangci-lint (.golangc
 	bash mk/tracked-files.sh
 	@out=$$(gofmt -l $(MODULES)); test -z "$$out" || { echo "gofmt would change: $$out" >&2; exit 1; }
 	@failed=; for m in $(MODULES); do echo "golangci-lint: $$m"; \
-		(cd $$m && $(GOLANGCI_LINT) run --config $(CURDIR)/.golangci.yml ./...) || failed="$$failed $$m"; \
+		(cd $$m && $(GOLANGCI_LINT) run --allow-parallel-runners --config $(CURDIR)/.golangci.yml ./...) || failed="$$failed $$m"; \
 	done; test -z "$$failed" || { echo "golangci-lint found problems in:$$failed" >&2; exit 1; }
 
 .PHONY: golangci-lint

@@ -145,7 +145,7 @@ func waitForEndpoint(addr string) error {
 	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
 		conn, err := net.Dial("tcp", addr)
 		if err != nil {
-			return false, nil
+			return false, nil //nolint:nilerr // not listening yet: poll again
 		}
 		return true, conn.Close()
 	})
