@@ -17,7 +17,6 @@ import (
 // run succeeds, and its record lists at most qjv1.MaxRecordedSecrets of them with the count. The
 // persister's upload fits in the pod's default grace period (30 s).
 func testFanOutOf5000(t *testing.T) {
-	t.Parallel()
 	const keys = 5000
 	e := newEnv(t, "fanout", nil)
 	start := time.Now()
