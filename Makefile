@@ -4,7 +4,7 @@ SHELL := bash
 .DEFAULT_GOAL := help
 
 BIN          := $(CURDIR)/bin
-MODULES      := api controller persister webhook e2e tools
+MODULES      := api controller persister webhook kubectl-qjob e2e tools
 KUBE_VERSION := v1.37.2
 KUBE_MINOR   := 37
 # Kubernetes and etcd built from their Go modules (tools/kube, tools/etcd):
@@ -30,10 +30,19 @@ help: ## List the targets.
 ##@ Development
 
 .PHONY: build
-build: ## Build the operator, persister and webhook binaries into bin/.
+build: ## Build the operator, persister, webhook and kubectl-qjob binaries into bin/.
 	cd controller && go build -o $(BIN)/quarks-job ./cmd/quarks-job
 	cd persister && CGO_ENABLED=0 go build -o $(BIN)/persister ./cmd/persister
 	cd webhook && go build -o $(BIN)/webhook ./cmd/webhook
+	cd kubectl-qjob && go build -o $(BIN)/kubectl-qjob ./cmd/kubectl-qjob
+
+# Where make install-plugin puts kubectl-qjob: a directory on the PATH.
+PLUGIN_DIR ?= /usr/local/bin
+
+.PHONY: install-plugin
+install-plugin: ## Install the kubectl plugin kubectl-qjob into PLUGIN_DIR (/usr/local/bin): then `kubectl qjob --help`.
+	cd kubectl-qjob && go build -o $(PLUGIN_DIR)/kubectl-qjob ./cmd/kubectl-qjob
+	@echo "installed $(PLUGIN_DIR)/kubectl-qjob; try: kubectl qjob --help"
 
 # What `make generate` writes; `make verify` compares it with git.
 GENERATED := api charts/quarks-job/files/crds charts/quarks-job/files/rbac charts/quarks-job/files/webhook

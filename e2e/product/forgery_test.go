@@ -248,15 +248,31 @@ spec:
 // namespace, and nothing else.
 func (e *tenv) restrictedClient(name string) kubernetes.Interface {
 	e.t.Helper()
+	cfg := e.serviceAccount(name, []rbacv1.PolicyRule{
+		{APIGroups: []string{"batch"}, Resources: []string{"jobs"}, Verbs: []string{"create", "get", "list", "watch", "delete"}},
+		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"create", "get", "list", "watch", "delete"}},
+	})
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	// The identity really is that restricted: it may not read Secrets.
+	if _, err := client.CoreV1().Secrets(e.namespace).List(e.ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		e.t.Fatalf("%s may list Secrets (err %v); the test needs an identity without Secret rights", name, err)
+	}
+	return client
+}
+
+// serviceAccount creates a service account with a Role of rules in the test's namespace and
+// returns a configuration that acts as it with its token alone.
+func (e *tenv) serviceAccount(name string, rules []rbacv1.PolicyRule) *rest.Config {
+	e.t.Helper()
 	ctx := e.ctx
 	core, rbac := suite.kube.CoreV1(), suite.kube.RbacV1()
 	if _, err := core.ServiceAccounts(e.namespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
 		e.t.Fatal(err)
 	}
-	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: []rbacv1.PolicyRule{
-		{APIGroups: []string{"batch"}, Resources: []string{"jobs"}, Verbs: []string{"create", "get", "list", "watch", "delete"}},
-		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"create", "get", "list", "watch", "delete"}},
-	}}
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: rules}
 	if _, err := rbac.Roles(e.namespace).Create(ctx, role, metav1.CreateOptions{}); err != nil {
 		e.t.Fatal(err)
 	}
@@ -271,17 +287,8 @@ func (e *tenv) restrictedClient(name string) kubernetes.Interface {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	cfg := &rest.Config{Host: suite.config.Host, BearerToken: token.Status.Token,
+	return &rest.Config{Host: suite.config.Host, BearerToken: token.Status.Token,
 		TLSClientConfig: rest.TLSClientConfig{CAData: suite.config.CAData, CAFile: suite.config.CAFile, ServerName: suite.config.ServerName}}
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	// The identity really is that restricted: it may not read Secrets.
-	if _, err := client.CoreV1().Secrets(e.namespace).List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
-		e.t.Fatalf("%s may list Secrets (err %v); the test needs an identity without Secret rights", name, err)
-	}
-	return client
 }
 
 // pastPolicyClient acts as an identity the admission policy lets through (the garbage

@@ -40,6 +40,7 @@ func TestProduct(t *testing.T) {
 		t.Run("forgery", testForgery)
 		t.Run("many-pods", testManyPods)
 		t.Run("image-cannot-be-pulled", testImageCannotBePulled)
+		t.Run("kubectl-qjob", testPlugin)
 	})
 	t.Logf("figure: parallel tests took %s", time.Since(start).Round(100*time.Millisecond))
 	// Alone: its 5,000 Secret writes would slow the uploads the parallel tests time.

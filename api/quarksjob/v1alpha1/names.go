@@ -36,6 +36,11 @@ const (
 	// a QuarksJob of that name in the Secret's namespace owns it.
 	AnnotationOutputOf = GroupName + "/output-of"
 
+	// AnnotationOutputRun on an output Secret is the number of the run that
+	// last wrote it (for a versioned Secret: that created it). Set by the
+	// output endpoint; a secretAnnotations entry of this name is overridden.
+	AnnotationOutputRun = GroupName + "/run"
+
 	// AnnotationSourceDescription on a versioned Secret says what wrote it.
 	AnnotationSourceDescription = GroupName + "/source-description"
 
@@ -110,3 +115,20 @@ func RemoteID(c *corev1.Container) string {
 	}
 	return id
 }
+
+// Condition types of a QuarksJob.
+const (
+	// ConditionRunActive is True while a run's Job is active.
+	ConditionRunActive = "RunActive"
+	// ConditionRunPending is True while an accepted trigger waits for the
+	// active run to end.
+	ConditionRunPending = "RunPending"
+	// ConditionLastRunSucceeded tells how the newest finished run ended.
+	ConditionLastRunSucceeded = "LastRunSucceeded"
+	// ConditionOutputPersisted tells whether the newest finished run's
+	// declared output was written to Secrets.
+	ConditionOutputPersisted = "OutputPersisted"
+	// ConditionWaitingForReferences is True while a requested run waits for
+	// ConfigMaps or Secrets its pods need; the message names them.
+	ConditionWaitingForReferences = "WaitingForReferences"
+)

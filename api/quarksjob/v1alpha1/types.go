@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	"math"
+	"unicode/utf8"
 
 	batchv1 "k8s.io/api/batch/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -335,6 +336,70 @@ type Run struct {
 	Uploads []OutputUpload `json:"uploads,omitempty"`
 }
 
+// RunSummary is what a QuarksJob's status keeps of a run once a newer one
+// started: enough to tell when it ran, why, and how it ended.
+type RunSummary struct {
+	// number of the run.
+	// +required
+	Number int64 `json:"number"`
+
+	// jobName is the name of the run's Job.
+	// +optional
+	JobName string `json:"jobName,omitempty"`
+
+	// trigger is what started the run.
+	// +required
+	Trigger RunTrigger `json:"trigger"`
+
+	// startTime is when the Job was created.
+	// +optional
+	StartTime *metav1.Time `json:"startTime,omitempty"`
+
+	// completionTime is when the run finished.
+	// +optional
+	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+
+	// result is Running, Succeeded or Failed.
+	// +required
+	Result RunResult `json:"result"`
+
+	// message explains the result, cut at MaxSummaryMessage bytes.
+	// +optional
+	Message string `json:"message,omitempty"`
+
+	// secretCount is how many Secrets the run wrote.
+	// +optional
+	SecretCount int32 `json:"secretCount,omitempty"`
+}
+
+// MaxPreviousRuns bounds status.previousRuns, and MaxSummaryMessage the
+// message of each, so that the history adds at most a few KiB to a status.
+const (
+	MaxPreviousRuns   = 10
+	MaxSummaryMessage = 512
+)
+
+// Summary is what status.previousRuns keeps of the run.
+func (r *Run) Summary() RunSummary {
+	var secrets int
+	for i := range r.Uploads {
+		secrets += r.Uploads[i].WrittenSecrets()
+	}
+	message := r.Message
+	if len(message) > MaxSummaryMessage {
+		cut := MaxSummaryMessage
+		for cut > 0 && !utf8.RuneStart(message[cut]) {
+			cut--
+		}
+		message = message[:cut] + "…"
+	}
+	return RunSummary{
+		Number: r.Number, JobName: r.JobName, Trigger: r.Trigger,
+		StartTime: r.StartTime.DeepCopy(), CompletionTime: r.CompletionTime.DeepCopy(),
+		Result: r.Result, Message: message, SecretCount: count32(secrets),
+	}
+}
+
 // OutputUpload is what the output endpoint persisted from one pod of a run.
 type OutputUpload struct {
 	// pod whose upload this is.
@@ -465,6 +530,12 @@ type QuarksJobStatus struct {
 	// lastRun is the newest run.
 	// +optional
 	LastRun *Run `json:"lastRun,omitempty"`
+
+	// previousRuns are the runs before lastRun, newest first: at most
+	// MaxPreviousRuns of them, each as a summary.
+	// +optional
+	// +listType=atomic
+	PreviousRuns []RunSummary `json:"previousRuns,omitempty"`
 
 	// runCount is how many runs were started.
 	// +optional

@@ -146,6 +146,9 @@ func (h *handler) persist(ctx context.Context, log logr.Logger, run *run, req *u
 			}
 		}
 		failed := plan.Blocked()
+		for i := range plan.Secrets {
+			markRun(&plan.Secrets[i], run.record.Number)
+		}
 		for i, w := range h.writeAll(ctx, run.qjob, plan.Secrets) {
 			s, written, adopted, err := plan.Secrets[i], w.written, w.adopted, w.err
 			switch {
@@ -179,6 +182,15 @@ func (h *handler) persist(ctx context.Context, log logr.Logger, run *run, req *u
 		retry = fmt.Sprintf("recording the result on Job %s failed: %v", run.job.Name, err)
 	}
 	return outcome{result: result, retry: retry}
+}
+
+// markRun annotates the Secret with the run that writes it, over any
+// annotation of that name the output spec asks for.
+func markRun(s *output.Secret, number int64) {
+	if s.Annotations == nil {
+		s.Annotations = map[string]string{}
+	}
+	s.Annotations[qjv1.AnnotationOutputRun] = strconv.FormatInt(number, 10)
 }
 
 // writeConcurrency bounds the Secrets one upload writes at once: a fan-out

@@ -141,7 +141,7 @@ func TestConcurrentAllocation(t *testing.T) {
 			t.Fatalf("version %d is missing", v)
 		}
 		s := &corev1.Secret{}
-		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: Name("creds", v)}, s); err != nil {
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: qjv1.VersionedName("creds", v)}, s); err != nil {
 			t.Fatal(err)
 		}
 		if string(s.Data["v"]) != fmt.Sprintf("content %d", i) || s.Labels[qjv1.LabelSecretVersion] != fmt.Sprint(v) {

@@ -13,7 +13,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
 	"strconv"
 
@@ -27,27 +26,6 @@ import (
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
 )
 
-// Name is the name of version v of the versioned Secret base.
-func Name(base string, version int64) string {
-	return fmt.Sprintf("%s-v%d", base, version)
-}
-
-var versionSuffix = regexp.MustCompile(`^(.+)-v([0-9]+)$`)
-
-// ParseName splits "<base>-v<N>" into base and N. Matching is exact: "a-v1x"
-// or "a-v" are not versioned names.
-func ParseName(name string) (base string, version int64, ok bool) {
-	m := versionSuffix.FindStringSubmatch(name)
-	if m == nil {
-		return "", 0, false
-	}
-	v, err := strconv.ParseInt(m[2], 10, 64)
-	if err != nil || v < 1 || strconv.FormatInt(v, 10) != m[2] {
-		return "", 0, false // no leading zeros: "a-v01" is not version 1 of "a"
-	}
-	return m[1], v, true
-}
-
 // Versions lists the versions of base in namespace, oldest first, as
 // metadata: listing a family never loads every versioned Secret's data. Only
 // Secrets labeled as versioned and named exactly "<base>-v<N>" count.
@@ -60,7 +38,7 @@ func Versions(ctx context.Context, reader client.Reader, namespace, base string)
 	}
 	var versions []metav1.PartialObjectMetadata
 	for _, s := range list.Items {
-		if b, _, ok := ParseName(s.Name); ok && b == base && s.DeletionTimestamp.IsZero() {
+		if b, _, ok := qjv1.ParseVersionedName(s.Name); ok && b == base && s.DeletionTimestamp.IsZero() {
 			versions = append(versions, s)
 		}
 	}
@@ -69,7 +47,7 @@ func Versions(ctx context.Context, reader client.Reader, namespace, base string)
 }
 
 func version(s metav1.Object) int64 {
-	_, v, _ := ParseName(s.GetName())
+	_, v, _ := qjv1.ParseVersionedName(s.GetName())
 	return v
 }
 
@@ -217,7 +195,7 @@ func build(spec Spec, v int64) *corev1.Secret {
 	owner.BlockOwnerDeletion = ptr.To(true)
 	return &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:            Name(spec.Base, v),
+			Name:            qjv1.VersionedName(spec.Base, v),
 			Namespace:       spec.Namespace,
 			Labels:          labels,
 			Annotations:     annotations,

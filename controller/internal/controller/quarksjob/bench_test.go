@@ -18,7 +18,6 @@ import (
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
 	"code.cloudfoundry.org/quarks-job/controller/internal/runs"
-	"code.cloudfoundry.org/quarks-job/controller/internal/trigger"
 )
 
 // Benchmarks against the envtest API server. Run them with
@@ -188,7 +187,7 @@ func onceRunWrites(ns string, i int) error {
 	before := qjob.DeepCopy()
 	qjob.Spec.Trigger.Strategy = qjv1.StrategyDone
 	qjob.Annotations = map[string]string{}
-	trigger.Request{Run: 1, By: qjv1.RunTriggerOnce, At: time.Now()}.Annotate(qjob.Annotations)
+	qjv1.RunRequest{Run: 1, By: qjv1.RunTriggerOnce, At: time.Now()}.Annotate(qjob.Annotations)
 	if err := k8s.Patch(ctx, qjob, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
 		return err
 	}

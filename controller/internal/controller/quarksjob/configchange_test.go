@@ -263,7 +263,7 @@ func TestMissingReferenceHoldsTheRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitStatus(t, ns, "q", func(q *qjv1.QuarksJob) error {
-		c := meta.FindStatusCondition(q.Status.Conditions, ConditionWaitingForReferences)
+		c := meta.FindStatusCondition(q.Status.Conditions, qjv1.ConditionWaitingForReferences)
 		if c == nil || c.Status != metav1.ConditionTrue || !strings.Contains(c.Message, "ConfigMap later") {
 			return fmt.Errorf("WaitingForReferences = %+v", c)
 		}
@@ -273,7 +273,7 @@ func TestMissingReferenceHoldsTheRun(t *testing.T) {
 	createConfigMap(t, ns, "later", map[string]string{"k": "v"})
 	waitJobs(t, ns, "q-1")
 	waitStatus(t, ns, "q", func(q *qjv1.QuarksJob) error {
-		if c := meta.FindStatusCondition(q.Status.Conditions, ConditionWaitingForReferences); c == nil || c.Status != metav1.ConditionFalse {
+		if c := meta.FindStatusCondition(q.Status.Conditions, qjv1.ConditionWaitingForReferences); c == nil || c.Status != metav1.ConditionFalse {
 			return fmt.Errorf("WaitingForReferences = %+v", c)
 		}
 		return nil

@@ -238,7 +238,7 @@ func TestCrashAfterEachWriteOnConfigChange(t *testing.T) {
 
 		// A change while run 2 is active waits for it, then runs once.
 		change(t, cm, func() { cm.Data["k"] = "3" })
-		h.await("run 3 pending", h.status(ns, conditionIs(ConditionRunPending, metav1.ConditionTrue)))
+		h.await("run 3 pending", h.status(ns, conditionIs(qjv1.ConditionRunPending, metav1.ConditionTrue)))
 		h.await("c-2 resumed", h.resumed(ns, "c-2"))
 		finishJob(t, ns, "c-2", true)
 		h.await("run 3 starts", h.jobs(ns, "c-3"))

@@ -27,7 +27,7 @@ func referenceKeys(qjob *qjv1.QuarksJob) []string {
 	var keys []string
 	for _, ref := range references.Of(&qjob.Spec.Template.Spec.Template.Spec) {
 		keys = append(keys, string(ref.Kind)+"/"+ref.Name)
-		if base, _, ok := versionedsecret.ParseName(ref.Name); ok && ref.Kind == references.Secret {
+		if base, _, ok := qjv1.ParseVersionedName(ref.Name); ok && ref.Kind == references.Secret {
 			keys = append(keys, "VersionedSecret/"+base)
 		}
 	}
@@ -38,7 +38,7 @@ func referenceKeys(qjob *qjv1.QuarksJob) []string {
 // QuarksJobs that read it.
 func keysFor(kind references.Kind, name string) []string {
 	keys := []string{string(kind) + "/" + name}
-	if base, _, ok := versionedsecret.ParseName(name); ok && kind == references.Secret {
+	if base, _, ok := qjv1.ParseVersionedName(name); ok && kind == references.Secret {
 		keys = append(keys, "VersionedSecret/"+base)
 	}
 	return keys
@@ -125,7 +125,7 @@ func (r *Reconciler) readInputs(ctx context.Context, qjob *qjv1.QuarksJob, withD
 // version of an existing family. Family membership is exact: the newest of
 // "foo-v2" is among "foo-v<digits>" only.
 func (r *Reconciler) newestVersion(ctx context.Context, namespace, name string) (string, error) {
-	base, _, ok := versionedsecret.ParseName(name)
+	base, _, ok := qjv1.ParseVersionedName(name)
 	if !ok {
 		return name, nil
 	}

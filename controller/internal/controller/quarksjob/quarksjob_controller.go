@@ -144,7 +144,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{}, err
 	}
 
-	request, requested, err := trigger.FromAnnotations(qjob.Annotations)
+	request, requested, err := qjv1.RunRequestOf(qjob.Annotations)
 	if err != nil {
 		log.FromContext(ctx).Error(err, "ignoring a damaged run request")
 	}
@@ -252,7 +252,7 @@ var retrySoon = reconcile.Result{RequeueAfter: 200 * time.Millisecond}
 // resourceVersion, it sets the strategy to next and records the run request.
 // A trigger that arrives while a requested run has not started yet joins
 // that request: at most one run is pending.
-func (r *Reconciler) accept(ctx context.Context, qjob *qjv1.QuarksJob, pending trigger.Request, requested bool, next qjv1.Strategy, by qjv1.RunTrigger) (trigger.Request, error) {
+func (r *Reconciler) accept(ctx context.Context, qjob *qjv1.QuarksJob, pending qjv1.RunRequest, requested bool, next qjv1.Strategy, by qjv1.RunTrigger) (qjv1.RunRequest, error) {
 	// The newest run is the recorded one, or a requested one whose Job an
 	// interrupted reconcile created. Run labels on Jobs are not counted:
 	// whoever creates a Job sets them.
@@ -283,7 +283,7 @@ func (r *Reconciler) accept(ctx context.Context, qjob *qjv1.QuarksJob, pending t
 	}
 	request := pending
 	if !requested || pending.Run <= newest {
-		request = trigger.Request{Run: newest + 1, By: by, At: r.Now()}
+		request = qjv1.RunRequest{Run: newest + 1, By: by, At: r.Now()}
 	}
 
 	before := qjob.DeepCopy()
@@ -309,7 +309,7 @@ func (r *Reconciler) accept(ctx context.Context, qjob *qjv1.QuarksJob, pending t
 // the change nor run it twice, and a run costs one QuarksJob write (its
 // status) instead of two. A change while a run is active waits for it to
 // end, as a pending trigger does.
-func (r *Reconciler) detectConfigChange(ctx context.Context, qjob *qjv1.QuarksJob, request trigger.Request, requested bool, obs *observation) (time.Duration, error) {
+func (r *Reconciler) detectConfigChange(ctx context.Context, qjob *qjv1.QuarksJob, request qjv1.RunRequest, requested bool, obs *observation) (time.Duration, error) {
 	if !qjob.Spec.UpdateOnConfigChange || qjob.Spec.Trigger.Strategy != qjv1.StrategyDone {
 		return 0, nil
 	}
@@ -338,7 +338,7 @@ func (r *Reconciler) detectConfigChange(ctx context.Context, qjob *qjv1.QuarksJo
 	if settled, wait := r.debounce.settled(key, in.hash, r.Now(), r.ConfigChangeDebounce); !settled {
 		return wait, nil
 	}
-	obs.configChange = &trigger.Request{Run: newest + 1, By: qjv1.RunTriggerConfigChange, At: r.Now()}
+	obs.configChange = &qjv1.RunRequest{Run: newest + 1, By: qjv1.RunTriggerConfigChange, At: r.Now()}
 	return 0, nil
 }
 
@@ -375,7 +375,7 @@ func (r *Reconciler) start(ctx context.Context, qjob *qjv1.QuarksJob, fresh bool
 	if !idle(last) {
 		return nil
 	}
-	var change *trigger.Request
+	var change *qjv1.RunRequest
 	if obs.configChange != nil && configChangeStillDue(qjob, obs) {
 		change = obs.configChange
 	}

@@ -27,7 +27,7 @@ func TestOnceRunsOnceThenDone(t *testing.T) {
 	if err := strategyIs(qjv1.StrategyDone)(qjob); err != nil {
 		t.Fatal(err)
 	}
-	if c := meta.FindStatusCondition(qjob.Status.Conditions, ConditionRunActive); c == nil || c.Status != metav1.ConditionTrue {
+	if c := meta.FindStatusCondition(qjob.Status.Conditions, qjv1.ConditionRunActive); c == nil || c.Status != metav1.ConditionTrue {
 		t.Errorf("RunActive = %+v", c)
 	}
 	if qjob.Status.LastRun.Trigger != qjv1.RunTriggerOnce || qjob.Status.LastRun.JobName != "setup-1" || qjob.Status.LastRun.StartTime == nil {
@@ -46,7 +46,7 @@ func TestOnceRunsOnceThenDone(t *testing.T) {
 	if !qjob.Status.Completed || qjob.Status.RunCount != 1 || qjob.Status.ObservedGeneration != qjob.Generation || qjob.Status.LastRun.CompletionTime == nil {
 		t.Errorf("status = %+v", qjob.Status)
 	}
-	if c := meta.FindStatusCondition(qjob.Status.Conditions, ConditionLastRunSucceeded); c == nil || c.Status != metav1.ConditionTrue {
+	if c := meta.FindStatusCondition(qjob.Status.Conditions, qjv1.ConditionLastRunSucceeded); c == nil || c.Status != metav1.ConditionTrue {
 		t.Errorf("LastRunSucceeded = %+v", c)
 	}
 	// The succeeded run's Job is deleted; its record stays in the status.
@@ -125,7 +125,7 @@ func TestOneActiveRunAndOnePendingTrigger(t *testing.T) {
 		waitStatus(t, ns, "busy", strategyIs(qjv1.StrategyManual))
 	}
 	qjob := waitStatus(t, ns, "busy", func(q *qjv1.QuarksJob) error {
-		if c := meta.FindStatusCondition(q.Status.Conditions, ConditionRunPending); c == nil || c.Status != metav1.ConditionTrue {
+		if c := meta.FindStatusCondition(q.Status.Conditions, qjv1.ConditionRunPending); c == nil || c.Status != metav1.ConditionTrue {
 			return fmt.Errorf("RunPending = %+v", c)
 		}
 		return nil
@@ -143,7 +143,7 @@ func TestOneActiveRunAndOnePendingTrigger(t *testing.T) {
 	waitJobs(t, ns)
 	keepJobs(t, ns, time.Second)
 	qjob = getQJob(t, ns, "busy")
-	if c := meta.FindStatusCondition(qjob.Status.Conditions, ConditionRunPending); c == nil || c.Status != metav1.ConditionFalse {
+	if c := meta.FindStatusCondition(qjob.Status.Conditions, qjv1.ConditionRunPending); c == nil || c.Status != metav1.ConditionFalse {
 		t.Errorf("RunPending = %+v", c)
 	}
 }
@@ -160,7 +160,7 @@ func TestFailedRunKeepsItsJobUntilTheNextRun(t *testing.T) {
 	if qjob.Status.Completed || !strings.Contains(qjob.Status.LastRun.Message, "BackoffLimitExceeded") {
 		t.Errorf("status = %+v", qjob.Status)
 	}
-	if c := meta.FindStatusCondition(qjob.Status.Conditions, ConditionLastRunSucceeded); c == nil || c.Status != metav1.ConditionFalse {
+	if c := meta.FindStatusCondition(qjob.Status.Conditions, qjv1.ConditionLastRunSucceeded); c == nil || c.Status != metav1.ConditionFalse {
 		t.Errorf("LastRunSucceeded = %+v", c)
 	}
 	keepJobs(t, ns, time.Second, "flaky-1")

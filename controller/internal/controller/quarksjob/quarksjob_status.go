@@ -11,24 +11,6 @@ import (
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
 	"code.cloudfoundry.org/quarks-job/controller/internal/references"
 	"code.cloudfoundry.org/quarks-job/controller/internal/runs"
-	"code.cloudfoundry.org/quarks-job/controller/internal/trigger"
-)
-
-// Condition types of a QuarksJob.
-const (
-	// ConditionRunActive is True while a run's Job is active.
-	ConditionRunActive = "RunActive"
-	// ConditionRunPending is True while an accepted trigger waits for the
-	// active run to end.
-	ConditionRunPending = "RunPending"
-	// ConditionLastRunSucceeded tells how the newest finished run ended.
-	ConditionLastRunSucceeded = "LastRunSucceeded"
-	// ConditionOutputPersisted tells whether the newest finished run's
-	// declared output was written to Secrets.
-	ConditionOutputPersisted = "OutputPersisted"
-	// ConditionWaitingForReferences is True while a requested run waits for
-	// ConfigMaps or Secrets its pods need; the message names them.
-	ConditionWaitingForReferences = "WaitingForReferences"
 )
 
 // observation is what a reconcile saw and did.
@@ -48,7 +30,7 @@ type observation struct {
 	// waitingFor lists the missing objects that hold the requested run.
 	waitingFor []references.Ref
 	// configChange is the run a settled configuration change asks for.
-	configChange *trigger.Request
+	configChange *qjv1.RunRequest
 	// stuck, when set, says why no pod of the running run started within
 	// the run start timeout.
 	stuck string
@@ -118,6 +100,9 @@ func computeStatus(qjob *qjv1.QuarksJob, obs observation, now metav1.Time) qjv1.
 		}
 	}
 
+	if previous := status.LastRun; previous != nil && last != previous {
+		status.PreviousRuns = remember(status.PreviousRuns, previous.Summary())
+	}
 	status.LastRun = last
 	if last == nil && obs.baseline != "" {
 		status.InputsHash = obs.baseline
@@ -129,16 +114,23 @@ func computeStatus(qjob *qjv1.QuarksJob, obs observation, now metav1.Time) qjv1.
 		}
 	}
 	setRunConditions(&status, qjob, obs.configChange, now)
-	waiting := metav1.Condition{Type: ConditionWaitingForReferences, Status: metav1.ConditionFalse, Reason: "ReferencesFound", Message: "no run is held"}
+	waiting := metav1.Condition{Type: qjv1.ConditionWaitingForReferences, Status: metav1.ConditionFalse, Reason: "ReferencesFound", Message: "no run is held"}
 	if len(obs.waitingFor) > 0 {
 		waiting.Status, waiting.Reason = metav1.ConditionTrue, "MissingReferences"
 		waiting.Message = "the run starts when these exist: " + inputs{missing: obs.waitingFor}.missingNames()
 	}
 	waiting.ObservedGeneration = qjob.Generation
 	if meta.SetStatusCondition(&status.Conditions, waiting) {
-		meta.FindStatusCondition(status.Conditions, ConditionWaitingForReferences).LastTransitionTime = now
+		meta.FindStatusCondition(status.Conditions, qjv1.ConditionWaitingForReferences).LastTransitionTime = now
 	}
 	return status
+}
+
+// remember puts the summary of a run a newer one replaced as lastRun first
+// in the history, which keeps the newest qjv1.MaxPreviousRuns.
+func remember(history []qjv1.RunSummary, run qjv1.RunSummary) []qjv1.RunSummary {
+	history = append([]qjv1.RunSummary{run}, history...)
+	return history[:min(len(history), qjv1.MaxPreviousRuns)]
 }
 
 // newRun is the record of a run whose Job the controller created: it holds
@@ -166,17 +158,17 @@ func newRun(s *startedRun, output *qjv1.Output, now metav1.Time) *qjv1.Run {
 func finish(status *qjv1.QuarksJobStatus, last *qjv1.Run, outcome *runs.Outcome) {
 	status.Completed = last.Result == qjv1.RunSucceeded
 	status.Secrets, status.SecretCount = nil, 0
-	condition := metav1.Condition{Type: ConditionLastRunSucceeded, Status: metav1.ConditionTrue, Reason: "Succeeded", Message: last.Message}
+	condition := metav1.Condition{Type: qjv1.ConditionLastRunSucceeded, Status: metav1.ConditionTrue, Reason: "Succeeded", Message: last.Message}
 	if last.Result != qjv1.RunSucceeded {
 		condition.Status, condition.Reason = metav1.ConditionFalse, "Failed"
 	}
 	meta.SetStatusCondition(&status.Conditions, condition)
 
 	if outcome == nil || !outcome.DeclaresOutput {
-		meta.RemoveStatusCondition(&status.Conditions, ConditionOutputPersisted)
+		meta.RemoveStatusCondition(&status.Conditions, qjv1.ConditionOutputPersisted)
 		return
 	}
-	persisted := metav1.Condition{Type: ConditionOutputPersisted, Status: metav1.ConditionFalse, Reason: "NotPersisted",
+	persisted := metav1.Condition{Type: qjv1.ConditionOutputPersisted, Status: metav1.ConditionFalse, Reason: "NotPersisted",
 		Message: fmt.Sprintf("run %d: no output was uploaded", last.Number)}
 	if out := outcome.Output; out != nil {
 		status.Secrets, status.SecretCount = out.Secrets, out.SecretCount
@@ -191,24 +183,24 @@ func finish(status *qjv1.QuarksJobStatus, last *qjv1.Run, outcome *runs.Outcome)
 	meta.SetStatusCondition(&status.Conditions, persisted)
 }
 
-func setRunConditions(status *qjv1.QuarksJobStatus, qjob *qjv1.QuarksJob, configChange *trigger.Request, now metav1.Time) {
+func setRunConditions(status *qjv1.QuarksJobStatus, qjob *qjv1.QuarksJob, configChange *qjv1.RunRequest, now metav1.Time) {
 	last := status.LastRun
-	active := metav1.Condition{Type: ConditionRunActive, Status: metav1.ConditionFalse, Reason: "Idle", Message: "no run is active"}
+	active := metav1.Condition{Type: qjv1.ConditionRunActive, Status: metav1.ConditionFalse, Reason: "Idle", Message: "no run is active"}
 	if last != nil && last.Result == qjv1.RunRunning {
 		active.Status, active.Reason = metav1.ConditionTrue, "Running"
 		active.Message = fmt.Sprintf("run %d (Job %s) is running", last.Number, last.JobName)
 	}
 	meta.SetStatusCondition(&status.Conditions, active)
 
-	pending := metav1.Condition{Type: ConditionRunPending, Status: metav1.ConditionFalse, Reason: "NoTrigger", Message: "no trigger is waiting"}
+	pending := metav1.Condition{Type: qjv1.ConditionRunPending, Status: metav1.ConditionFalse, Reason: "NoTrigger", Message: "no trigger is waiting"}
 	if request, _, ok := pendingRun(qjob, configChange, lastNumber(last)); ok && active.Status == metav1.ConditionTrue {
 		pending.Status, pending.Reason = metav1.ConditionTrue, "WaitingForActiveRun"
 		pending.Message = "run " + strconv.FormatInt(request.Run, 10) + " (trigger " + string(request.By) + ") starts when the active run ends"
 	}
 	meta.SetStatusCondition(&status.Conditions, pending)
 
-	if meta.FindStatusCondition(status.Conditions, ConditionLastRunSucceeded) == nil {
-		meta.SetStatusCondition(&status.Conditions, metav1.Condition{Type: ConditionLastRunSucceeded, Status: metav1.ConditionUnknown,
+	if meta.FindStatusCondition(status.Conditions, qjv1.ConditionLastRunSucceeded) == nil {
+		meta.SetStatusCondition(&status.Conditions, metav1.Condition{Type: qjv1.ConditionLastRunSucceeded, Status: metav1.ConditionUnknown,
 			Reason: "NoRunFinished", Message: "no run has finished yet"})
 	}
 	for i := range status.Conditions {
@@ -222,14 +214,14 @@ func setRunConditions(status *qjv1.QuarksJobStatus, qjob *qjv1.QuarksJob, config
 // pendingRun is the run that waits to start after the newest recorded one:
 // an accepted trigger's, recorded in the annotations, or else the run a
 // settled configuration change asks for (byConfigChange).
-func pendingRun(qjob *qjv1.QuarksJob, configChange *trigger.Request, newest int64) (request trigger.Request, byConfigChange, ok bool) {
-	if request, ok, err := trigger.FromAnnotations(qjob.Annotations); err == nil && ok && request.Run > newest {
+func pendingRun(qjob *qjv1.QuarksJob, configChange *qjv1.RunRequest, newest int64) (request qjv1.RunRequest, byConfigChange, ok bool) {
+	if request, ok, err := qjv1.RunRequestOf(qjob.Annotations); err == nil && ok && request.Run > newest {
 		return request, false, true
 	}
 	if configChange != nil && configChange.Run > newest {
 		return *configChange, true, true
 	}
-	return trigger.Request{}, false, false
+	return qjv1.RunRequest{}, false, false
 }
 
 // transition is a run reaching a result.

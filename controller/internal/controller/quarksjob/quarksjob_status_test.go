@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -15,13 +16,12 @@ import (
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
 	"code.cloudfoundry.org/quarks-job/controller/internal/references"
 	"code.cloudfoundry.org/quarks-job/controller/internal/runs"
-	"code.cloudfoundry.org/quarks-job/controller/internal/trigger"
 )
 
 // The status computation is pure: these cases need no API server.
 func TestComputeStatus(t *testing.T) {
 	now := metav1.NewTime(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC))
-	qjobWith := func(last *qjv1.Run, request *trigger.Request) *qjv1.QuarksJob {
+	qjobWith := func(last *qjv1.Run, request *qjv1.RunRequest) *qjv1.QuarksJob {
 		qjob := newQJob("ns", "q", qjv1.StrategyDone)
 		qjob.UID, qjob.Generation = "uid", 3
 		qjob.Status.LastRun = last
@@ -73,14 +73,14 @@ func TestComputeStatus(t *testing.T) {
 			obs:  func(*qjv1.QuarksJob) observation { return observation{} },
 			want: want{active: metav1.ConditionFalse, pending: metav1.ConditionFalse, waiting: metav1.ConditionFalse},
 			check: func(t *testing.T, s qjv1.QuarksJobStatus) {
-				if c := meta.FindStatusCondition(s.Conditions, ConditionLastRunSucceeded); c == nil || c.Status != metav1.ConditionUnknown {
+				if c := meta.FindStatusCondition(s.Conditions, qjv1.ConditionLastRunSucceeded); c == nil || c.Status != metav1.ConditionUnknown {
 					t.Errorf("LastRunSucceeded = %+v; want Unknown before any run finished", c)
 				}
 			},
 		},
 		{
 			name: "a new Job is the newest run",
-			qjob: qjobWith(nil, &trigger.Request{Run: 1, By: qjv1.RunTriggerOnce}),
+			qjob: qjobWith(nil, &qjv1.RunRequest{Run: 1, By: qjv1.RunTriggerOnce}),
 			obs: func(q *qjv1.QuarksJob) observation {
 				job := jobOf(q, 1, qjv1.RunTriggerOnce, "")
 				q.Spec.Output = &qjv1.Output{OutputMap: qjv1.OutputMap{"c": {"f.json": {Name: "s"}}}}
@@ -144,7 +144,7 @@ func TestComputeStatus(t *testing.T) {
 		},
 		{
 			name: "a trigger waits for the active run",
-			qjob: qjobWith(running(2), &trigger.Request{Run: 3, By: qjv1.RunTriggerNow}),
+			qjob: qjobWith(running(2), &qjv1.RunRequest{Run: 3, By: qjv1.RunTriggerNow}),
 			obs: func(q *qjv1.QuarksJob) observation {
 				return observation{jobs: []batchv1.Job{jobOf(q, 2, qjv1.RunTriggerOnce, "")}}
 			},
@@ -152,10 +152,10 @@ func TestComputeStatus(t *testing.T) {
 		},
 		{
 			name: "a configuration change waits for the active run",
-			qjob: qjobWith(running(2), &trigger.Request{Run: 2, By: qjv1.RunTriggerOnce}),
+			qjob: qjobWith(running(2), &qjv1.RunRequest{Run: 2, By: qjv1.RunTriggerOnce}),
 			obs: func(q *qjv1.QuarksJob) observation {
 				return observation{jobs: []batchv1.Job{jobOf(q, 2, qjv1.RunTriggerOnce, "")},
-					configChange: &trigger.Request{Run: 3, By: qjv1.RunTriggerConfigChange}}
+					configChange: &qjv1.RunRequest{Run: 3, By: qjv1.RunTriggerConfigChange}}
 			},
 			want: want{run: 2, result: qjv1.RunRunning, trigger: qjv1.RunTriggerOnce, active: metav1.ConditionTrue, pending: metav1.ConditionTrue, pendingOn: "ConfigChange", waiting: metav1.ConditionFalse},
 		},
@@ -163,23 +163,28 @@ func TestComputeStatus(t *testing.T) {
 			name: "a run held by a missing ConfigMap is waiting, not pending",
 			qjob: qjobWith(succeeded(2), nil),
 			obs: func(*qjv1.QuarksJob) observation {
-				return observation{configChange: &trigger.Request{Run: 3, By: qjv1.RunTriggerConfigChange},
+				return observation{configChange: &qjv1.RunRequest{Run: 3, By: qjv1.RunTriggerConfigChange},
 					waitingFor: []references.Ref{{Kind: references.ConfigMap, Name: "later"}}}
 			},
 			want: want{run: 2, result: qjv1.RunSucceeded, trigger: qjv1.RunTriggerOnce, active: metav1.ConditionFalse, pending: metav1.ConditionFalse, waiting: metav1.ConditionTrue},
 			check: func(t *testing.T, s qjv1.QuarksJobStatus) {
-				if c := meta.FindStatusCondition(s.Conditions, ConditionWaitingForReferences); !strings.Contains(c.Message, "ConfigMap later") {
+				if c := meta.FindStatusCondition(s.Conditions, qjv1.ConditionWaitingForReferences); !strings.Contains(c.Message, "ConfigMap later") {
 					t.Errorf("WaitingForReferences message = %q; want the missing ConfigMap named", c.Message)
 				}
 			},
 		},
 		{
 			name: "a Job that could not be created fails its run",
-			qjob: qjobWith(succeeded(1), &trigger.Request{Run: 2, By: qjv1.RunTriggerNow}),
+			qjob: qjobWith(succeeded(1), &qjv1.RunRequest{Run: 2, By: qjv1.RunTriggerNow}),
 			obs: func(*qjv1.QuarksJob) observation {
 				return observation{startFailure: &startFailure{run: runs.Run{Number: 2, By: qjv1.RunTriggerNow}, jobName: "q-2", reason: "the Job could not be created: invalid"}}
 			},
 			want: want{run: 2, result: qjv1.RunFailed, trigger: qjv1.RunTriggerNow, active: metav1.ConditionFalse, pending: metav1.ConditionFalse, waiting: metav1.ConditionFalse},
+			check: func(t *testing.T, s qjv1.QuarksJobStatus) {
+				if len(s.PreviousRuns) != 1 || s.PreviousRuns[0].Number != 1 || s.PreviousRuns[0].Result != qjv1.RunSucceeded {
+					t.Errorf("previousRuns = %+v; want run 1 Succeeded", s.PreviousRuns)
+				}
+			},
 		},
 	}
 	for _, c := range cases {
@@ -203,14 +208,14 @@ func TestComputeStatus(t *testing.T) {
 			for _, cond := range []struct {
 				kind string
 				want metav1.ConditionStatus
-			}{{ConditionRunActive, c.want.active}, {ConditionRunPending, c.want.pending}, {ConditionWaitingForReferences, c.want.waiting}} {
+			}{{qjv1.ConditionRunActive, c.want.active}, {qjv1.ConditionRunPending, c.want.pending}, {qjv1.ConditionWaitingForReferences, c.want.waiting}} {
 				got := meta.FindStatusCondition(s.Conditions, cond.kind)
 				if got == nil || got.Status != cond.want || got.ObservedGeneration != 3 {
 					t.Errorf("%s = %+v; want %s", cond.kind, got, cond.want)
 				}
 			}
 			if c.want.pendingOn != "" {
-				if p := meta.FindStatusCondition(s.Conditions, ConditionRunPending); !strings.Contains(p.Message, c.want.pendingOn) {
+				if p := meta.FindStatusCondition(s.Conditions, qjv1.ConditionRunPending); !strings.Contains(p.Message, c.want.pendingOn) {
 					t.Errorf("RunPending message = %q; want it to name %s", p.Message, c.want.pendingOn)
 				}
 			}
@@ -218,5 +223,37 @@ func TestComputeStatus(t *testing.T) {
 				c.check(t, s)
 			}
 		})
+	}
+}
+
+// A new run moves the one it replaces into the history, newest first, which
+// keeps qjv1.MaxPreviousRuns summaries with messages cut to a bound.
+func TestPreviousRuns(t *testing.T) {
+	now := metav1.NewTime(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC))
+	qjob := newQJob("ns", "q", qjv1.StrategyManual)
+	for n := int64(1); n <= qjv1.MaxPreviousRuns+3; n++ {
+		failure := &startFailure{run: runs.Run{Number: n, By: qjv1.RunTriggerNow}, jobName: runs.JobName("q", n),
+			reason: fmt.Sprintf("run %d: %s", n, strings.Repeat("é", qjv1.MaxSummaryMessage))}
+		qjob.Status = computeStatus(qjob, observation{startFailure: failure}, now)
+		if got := qjob.Status.LastRun.Number; got != n {
+			t.Fatalf("lastRun = %d; want %d", got, n)
+		}
+		again := computeStatus(qjob, observation{}, now)
+		if len(again.PreviousRuns) != len(qjob.Status.PreviousRuns) {
+			t.Fatalf("a reconcile without a new run changed the history: %d → %d runs", len(qjob.Status.PreviousRuns), len(again.PreviousRuns))
+		}
+	}
+	history := qjob.Status.PreviousRuns
+	if len(history) != qjv1.MaxPreviousRuns {
+		t.Fatalf("previousRuns holds %d runs; want %d", len(history), qjv1.MaxPreviousRuns)
+	}
+	for i, r := range history {
+		want := int64(qjv1.MaxPreviousRuns + 2 - i)
+		if r.Number != want || r.Result != qjv1.RunFailed || r.Trigger != qjv1.RunTriggerNow {
+			t.Errorf("previousRuns[%d] = run %d %s by %s; want run %d Failed by Now", i, r.Number, r.Result, r.Trigger, want)
+		}
+		if len(r.Message) > qjv1.MaxSummaryMessage+len("…") || !utf8.ValidString(r.Message) || !strings.HasSuffix(r.Message, "…") {
+			t.Errorf("previousRuns[%d].message is %d bytes, valid UTF-8 %v; want at most %d and cut with …", i, len(r.Message), utf8.ValidString(r.Message), qjv1.MaxSummaryMessage)
+		}
 	}
 }
