@@ -42,6 +42,9 @@ PLUGIN_DIR ?= /usr/local/bin
 .PHONY: install-plugin
 install-plugin: ## Install the kubectl plugin kubectl-qjob into PLUGIN_DIR (/usr/local/bin): then `kubectl qjob --help`.
 	cd kubectl-qjob && go build -o $(PLUGIN_DIR)/kubectl-qjob ./cmd/kubectl-qjob
+	@# kubectl's own shell completion completes "kubectl qjob ..." through this command.
+	printf '#!/bin/sh\nexec kubectl-qjob __complete "$$@"\n' > $(PLUGIN_DIR)/kubectl_complete-qjob
+	chmod +x $(PLUGIN_DIR)/kubectl_complete-qjob
 	@echo "installed $(PLUGIN_DIR)/kubectl-qjob; try: kubectl qjob --help"
 
 # What `make generate` writes; `make verify` compares it with git.

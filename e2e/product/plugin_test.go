@@ -165,6 +165,7 @@ func testPlugin(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := finished(cmd, stdout, stderr)
+		t.Logf("kubectl qjob %s, interrupted → exit %d\n--- stdout\n%s--- stderr\n%s", strings.Join(r.args, " "), r.code, r.stdout, r.stderr)
 		r.wantExit(t, 130)
 		r.wantErr(t, "interrupted; run 1 of quarksjob/sleepy goes on", "kubectl qjob status sleepy", "kubectl logs -n "+e.namespace+" -f")
 		if q, err := e.qjob("sleepy"); err != nil || q.Status.LastRun == nil || q.Status.LastRun.Result != qjv1.RunRunning {
@@ -181,13 +182,39 @@ func testPlugin(t *testing.T) {
 		r.wantErr(t, `quarksjob "nonexistent" not found`)
 	})
 
+	t.Run("as kubectl's plugin", func(t *testing.T) {
+		kubectl := os.Getenv("KUBECTL")
+		if kubectl == "" {
+			kubectl = "kubectl"
+		}
+		if _, err := exec.LookPath(kubectl); err != nil {
+			t.Fatalf("kubectl not found (set KUBECTL): %v", err)
+		}
+		cmd := exec.Command(kubectl, "qjob", "status", "hello")
+		cmd.Env = append(os.Environ(), "KUBECONFIG="+user, "PATH="+filepath.Dir(qjob)+string(os.PathListSeparator)+os.Getenv("PATH"))
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "Last run:      2, Succeeded") {
+			t.Errorf("kubectl qjob status hello: %v\n%s", err, out)
+		}
+		// kubectl's completion of "kubectl qjob status h" asks the plugin.
+		cmd = exec.Command(kubectl, "__complete", "qjob", "status", "h")
+		cmd.Env = append(os.Environ(), "KUBECONFIG="+user, "PATH="+filepath.Dir(qjob)+string(os.PathListSeparator)+os.Getenv("PATH"))
+		if out, err := cmd.Output(); err != nil || !strings.HasPrefix(string(out), "hello\n") {
+			t.Errorf("kubectl __complete qjob status h: %v\n%s", err, out)
+		}
+		r := runPlugin(t, qjob, user, "--help")
+		r.wantExit(t, 0)
+		r.wantOut(t, "Usage:\n  kubectl qjob [command]", "Examples:", "run ", "status ", "output ", "versions ", "--namespace", "--context")
+	})
+
 	t.Run("completion", func(t *testing.T) {
 		r := runPlugin(t, qjob, user, "__complete", "status", "h")
 		r.wantExit(t, 0)
 		r.wantOut(t, "hello\n")
 		r.wantNotOut(t, "broken")
 		r = runPlugin(t, qjob, user, "__complete", "versions", "")
-		r.wantOut(t, "hello-out\n", "broken-out")
+		r.wantOut(t, "hello-out\n")
+		r.wantNotOut(t, "broken-out") // run 1 of broken failed: nothing was written
 	})
 }
 
@@ -197,7 +224,8 @@ var plugin struct {
 	err  error
 }
 
-// pluginBinary builds kubectl-qjob from this checkout, once per suite.
+// pluginBinary installs kubectl-qjob from this checkout with make install-plugin into a
+// directory of its own, once per suite.
 func pluginBinary(t *testing.T) string {
 	plugin.once.Do(func() {
 		dir, err := os.MkdirTemp("", "kubectl-qjob-")
@@ -206,9 +234,9 @@ func pluginBinary(t *testing.T) string {
 			return
 		}
 		plugin.path = filepath.Join(dir, "kubectl-qjob")
-		out, err := exec.Command("go", "build", "-o", plugin.path, "code.cloudfoundry.org/quarks-job/kubectl-qjob/cmd/kubectl-qjob").CombinedOutput()
+		out, err := exec.Command("make", "-C", "../..", "install-plugin", "PLUGIN_DIR="+dir).CombinedOutput()
 		if err != nil {
-			plugin.err = fmt.Errorf("building kubectl-qjob: %v\n%s", err, out)
+			plugin.err = fmt.Errorf("make install-plugin: %v\n%s", err, out)
 		}
 	})
 	if plugin.err != nil {

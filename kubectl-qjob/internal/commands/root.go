@@ -116,8 +116,10 @@ func NewCommand(streams genericiooptions.IOStreams) *cobra.Command {
 		streams: streams,
 	}
 	cmd := &cobra.Command{
-		Use:   "kubectl qjob",
+		Use:   "kubectl-qjob",
 		Short: "Run QuarksJob errands and read their results",
+		// kubectl runs kubectl-qjob for "kubectl qjob": help and completion say so.
+		Annotations: map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl qjob"},
 		Long: `Run QuarksJob errands and one-offs, and read what their runs did.
 
  Find more information about QuarksJobs in the quarks-job documentation (docs/plugin.md).`,
