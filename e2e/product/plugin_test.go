@@ -236,7 +236,7 @@ func pluginBinary(t *testing.T) string {
 		plugin.path = filepath.Join(dir, "kubectl-qjob")
 		out, err := exec.Command("make", "-C", "../..", "install-plugin", "PLUGIN_DIR="+dir).CombinedOutput()
 		if err != nil {
-			plugin.err = fmt.Errorf("make install-plugin: %v\n%s", err, out)
+			plugin.err = fmt.Errorf("make install-plugin: %w\n%s", err, out)
 		}
 	})
 	if plugin.err != nil {

@@ -129,11 +129,11 @@ func (f *logFollower) stream(ctx context.Context, pod, container string) {
 	printLines(logs, func(line string) { f.con.Println("[pod/%s/%s] %s", pod, container, line) })
 }
 
-func printLines(r io.Reader, println func(string)) {
+func printLines(r io.Reader, printLine func(string)) {
 	lines := bufio.NewScanner(r)
 	lines.Buffer(make([]byte, 64*1024), 1024*1024)
 	for lines.Scan() {
-		println(lines.Text())
+		printLine(lines.Text())
 	}
 }
 
@@ -197,4 +197,3 @@ func (w *runWait) printTail(ctx context.Context, pod, container string) {
 	defer func() { _ = logs.Close() }()
 	printLines(logs, func(line string) { w.con.Println("%s", line) })
 }
-

@@ -172,14 +172,14 @@ func printSecrets(out io.Writer, secrets []corev1.Secret, now time.Time, withOwn
 	}
 	_, _ = fmt.Fprintln(w, header)
 	for _, s := range secrets {
-		run := or(s.Annotations[qjv1.AnnotationOutputRun], "-")
+		run := orDash(s.Annotations[qjv1.AnnotationOutputRun])
 		keys := shorten(strings.Join(keysOf(s.Data), ","), 60)
 		if withOwner {
-			_, _ = fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, or(s.Labels[qjv1.LabelSecretVersion], "-"),
+			_, _ = fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, orDash(s.Labels[qjv1.LabelSecretVersion]),
 				ownerName(&s), run, keys, age(&s.CreationTimestamp, now))
 			continue
 		}
-		_, _ = fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", s.Name, or(s.Labels[qjv1.LabelPersistentSecretContainer], "-"),
+		_, _ = fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", s.Name, orDash(s.Labels[qjv1.LabelPersistentSecretContainer]),
 			run, keys, age(&s.CreationTimestamp, now))
 	}
 }
@@ -229,12 +229,13 @@ func ownerName(s *corev1.Secret) string {
 	if ref := metav1.GetControllerOf(s); ref != nil && ref.Kind == "QuarksJob" {
 		return ref.Name
 	}
-	return or(s.Annotations[qjv1.AnnotationOutputOf], "-")
+	return orDash(s.Annotations[qjv1.AnnotationOutputOf])
 }
 
-func or(value, fallback string) string {
+// orDash is value, or "-" for none, as kubectl prints an empty cell.
+func orDash(value string) string {
 	if value == "" {
-		return fallback
+		return "-"
 	}
 	return value
 }

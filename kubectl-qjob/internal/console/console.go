@@ -93,7 +93,7 @@ func (c *Console) Progress(format string, args ...any) {
 	}
 	c.status, c.since = status, time.Now()
 	if !c.live {
-		fmt.Fprintln(c.err, status)
+		_, _ = fmt.Fprintln(c.err, status)
 		return
 	}
 	c.draw()
@@ -113,14 +113,14 @@ func (c *Console) line(w io.Writer, text string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.clear()
-	fmt.Fprintln(w, strings.TrimRight(text, "\n"))
+	_, _ = fmt.Fprintln(w, strings.TrimRight(text, "\n"))
 	c.draw()
 }
 
 // clear erases the drawn progress line; called with mu held.
 func (c *Console) clear() {
 	if c.live && c.drawn {
-		fmt.Fprint(c.err, "\r\033[K")
+		_, _ = fmt.Fprint(c.err, "\r\033[K")
 		c.drawn = false
 	}
 }
@@ -140,6 +140,6 @@ func (c *Console) draw() {
 	if r := []rune(text); len(r) > width-1 {
 		text = string(r[:width-2]) + "…"
 	}
-	fmt.Fprint(c.err, "\r\033[K"+text)
+	_, _ = fmt.Fprint(c.err, "\r\033[K"+text)
 	c.drawn = true
 }
