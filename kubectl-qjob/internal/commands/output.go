@@ -86,11 +86,8 @@ func (o *outputOptions) runCommand(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	if printer, ok, err := toPrinter(o.print); err != nil || ok {
-		if err != nil {
-			return err
-		}
-		return printer.PrintObj(list(asObjects(secrets, o.showValues)), o.streams.Out)
+	if o.print.OutputFormat != nil && *o.print.OutputFormat != "" {
+		return printObject(o.print, list(asObjects(secrets, o.showValues)), o.streams.Out)
 	}
 	if len(secrets) == 0 {
 		_, _ = fmt.Fprintf(o.streams.Out, "run %d of quarksjob/%s: no Secret it wrote exists%s\n", number, name, outputHint(qjob, number))

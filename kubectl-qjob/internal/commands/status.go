@@ -57,11 +57,8 @@ func (o *statusOptions) run(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	if printer, ok, err := toPrinter(o.print); err != nil || ok {
-		if err != nil {
-			return err
-		}
-		return printer.PrintObj(qjob, o.streams.Out)
+	if o.print.OutputFormat != nil && *o.print.OutputFormat != "" {
+		return printObject(o.print, qjob, o.streams.Out)
 	}
 	describe(o.streams.Out, qjob, time.Now())
 	return nil
@@ -182,17 +179,13 @@ func newPrintFlags() *genericclioptions.PrintFlags {
 	return genericclioptions.NewPrintFlags("").WithTypeSetter(scheme)
 }
 
-// toPrinter returns the printer -o asks for; ok is false without -o, when
-// the command prints its own table.
-func toPrinter(flags *genericclioptions.PrintFlags) (printers.ResourcePrinter, bool, error) {
-	if flags.OutputFormat == nil || *flags.OutputFormat == "" {
-		return nil, false, nil
-	}
-	p, err := flags.ToPrinter()
+// printObject prints obj as -o asks (json, yaml, name, jsonpath=...).
+func printObject(flags *genericclioptions.PrintFlags, obj runtime.Object, out io.Writer) error {
+	printer, err := flags.ToPrinter()
 	if err != nil {
-		return nil, false, &ExitError{Code: ExitCommandFailed, Err: err}
+		return &ExitError{Code: ExitCommandFailed, Err: err}
 	}
-	return p, true, nil
+	return printer.PrintObj(obj, out)
 }
 
 // list wraps objects for a printer, as kubectl prints several objects.

@@ -54,11 +54,8 @@ func (o *versionsOptions) run(ctx context.Context, base string) error {
 	if err != nil {
 		return err
 	}
-	if printer, ok, err := toPrinter(o.print); err != nil || ok {
-		if err != nil {
-			return err
-		}
-		return printer.PrintObj(list(asObjects(versions, false)), o.streams.Out)
+	if o.print.OutputFormat != nil && *o.print.OutputFormat != "" {
+		return printObject(o.print, list(asObjects(versions, false)), o.streams.Out)
 	}
 	if len(versions) == 0 {
 		return &ExitError{Code: ExitCommandFailed, Err: fmt.Errorf("no versions of Secret %q in namespace %q (versions are Secrets named %s-v<N> labeled %s=%s)",
