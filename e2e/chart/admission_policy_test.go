@@ -199,6 +199,16 @@ func TestAdmissionPolicyOnAnAPIServer(t *testing.T) {
 		}
 	})
 
+	t.Run("a tenant may not claim a run wrote its Secret", func(t *testing.T) {
+		s := secret("forged-output", nil)
+		s.Annotations = map[string]string{qjv1.AnnotationOutputRun: "2", qjv1.AnnotationOutputOf: "hello"}
+		_, err := tenant.CoreV1().Secrets(tenantNS).Create(ctx, s, metav1.CreateOptions{})
+		assertRefused(t, err, "only the quarks-job controller ("+controllerUser+") may create Secrets with annotation "+qjv1.AnnotationOutputRun)
+		patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:"2"}}}`, qjv1.AnnotationOutputRun)
+		_, err = tenant.CoreV1().Secrets(tenantNS).Patch(ctx, "plain", types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+		assertRefused(t, err, "only the quarks-job controller ("+controllerUser+") may change annotation "+qjv1.AnnotationOutputRun+" of Secrets")
+	})
+
 	t.Run("a tenant may not renumber the controller's versioned Secret", func(t *testing.T) {
 		patch := fmt.Sprintf(`{"metadata":{"labels":{%q:"4"}}}`, qjv1.LabelSecretVersion)
 		_, err := tenant.CoreV1().Secrets(tenantNS).Patch(ctx, "creds-v3", types.MergePatchType, []byte(patch), metav1.PatchOptions{})
