@@ -155,3 +155,14 @@ func TestWrittenSecrets(t *testing.T) {
 		t.Errorf("run 3 is no longer recorded, got %v", got)
 	}
 }
+
+func TestCheckOutputFormat(t *testing.T) {
+	for format, ok := range map[string]bool{"": true, "yaml": true, "json": true, "name": true, "bogus": false} {
+		flags := newPrintFlags()
+		flags.OutputFormat = &format
+		err := checkOutputFormat(flags)
+		if (err == nil) != ok || (err != nil && ExitCode(err) != ExitCommandFailed) {
+			t.Errorf("-o %q: %v", format, err)
+		}
+	}
+}

@@ -62,6 +62,9 @@ they are pruned.`,
 }
 
 func (o *outputOptions) runCommand(ctx context.Context, name string) error {
+	if err := checkOutputFormat(o.print); err != nil {
+		return err
+	}
 	if o.run < 0 {
 		return &ExitError{Code: ExitCommandFailed, Err: errors.New("--run must be a run number (1 or more)")}
 	}

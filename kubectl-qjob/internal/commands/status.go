@@ -49,6 +49,9 @@ With -o json or -o yaml, the QuarksJob itself is printed.`,
 }
 
 func (o *statusOptions) run(ctx context.Context, name string) error {
+	if err := checkOutputFormat(o.print); err != nil {
+		return err
+	}
 	s, err := o.connect()
 	if err != nil {
 		return err
@@ -177,6 +180,18 @@ func shorten(text string, n int) string {
 // newPrintFlags are kubectl's -o flags for the formats that print objects.
 func newPrintFlags() *genericclioptions.PrintFlags {
 	return genericclioptions.NewPrintFlags("").WithTypeSetter(scheme)
+}
+
+// checkOutputFormat refuses an -o the printers do not know, before anything
+// is read from the cluster.
+func checkOutputFormat(flags *genericclioptions.PrintFlags) error {
+	if flags.OutputFormat == nil || *flags.OutputFormat == "" {
+		return nil
+	}
+	if _, err := flags.ToPrinter(); err != nil {
+		return &ExitError{Code: ExitCommandFailed, Err: err}
+	}
+	return nil
 }
 
 // printObject prints obj as -o asks (json, yaml, name, jsonpath=...).

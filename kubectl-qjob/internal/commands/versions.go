@@ -43,6 +43,9 @@ with their values masked.`,
 }
 
 func (o *versionsOptions) run(ctx context.Context, base string) error {
+	if err := checkOutputFormat(o.print); err != nil {
+		return err
+	}
 	s, err := o.connect()
 	if err != nil {
 		return err
