@@ -9,6 +9,8 @@ import (
 // RunRequest is an accepted trigger: the run it asks for. The controller stores
 // it in the QuarksJob's annotations in the same write that consumes the
 // trigger, so the trigger and its run can never be separated by a crash.
+// It lives in annotations, never in an object's spec or status.
+// +kubebuilder:object:generate=false
 type RunRequest struct {
 	// Run is the number of the requested run.
 	Run int64
