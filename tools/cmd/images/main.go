@@ -3,6 +3,7 @@
 //
 //	images build --out bin/images [--push 127.0.0.1:5050] [--busybox TAG] TAG=GO_MAIN_PACKAGE_DIR...
 //	images push --registry 127.0.0.1:5050 FILE.tar...
+//	images dir --out bin/images [--entrypoint PATH]... TAG=DIR
 package main
 
 import (
@@ -21,7 +22,7 @@ import (
 
 func main() {
 	root := &cobra.Command{Use: "images", Short: "Build OCI images from static binaries and push them to the local cluster's registry", SilenceUsage: true}
-	root.AddCommand(buildCommand(), pushCommand())
+	root.AddCommand(buildCommand(), pushCommand(), dirCommand())
 	if err := root.Execute(); err != nil {
 		os.Exit(1)
 	}
@@ -95,6 +96,48 @@ func pushCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&registry, "registry", "127.0.0.1:5050", "address of the local cluster's registry")
+	return cmd
+}
+
+func dirCommand() *cobra.Command {
+	var out string
+	var entrypoint []string
+	cmd := &cobra.Command{
+		Use:   "dir TAG=DIR",
+		Short: "Build an image whose only layer is the tree under DIR (files, directories, symlinks), tagged TAG, into --out",
+		Long: `The tree under DIR becomes the image's root, owned by root; the image runs
+as root with --entrypoint. The kind node image uses it for the control-plane
+images (a prebuilt binary and its symlinks, the libraries nft needs).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			tag, dir, ok := strings.Cut(args[0], "=")
+			if !ok {
+				return fmt.Errorf("%q: want TAG=DIR", args[0])
+			}
+			if err := os.MkdirAll(out, 0o755); err != nil {
+				return err
+			}
+			file, err := tarballName(tag, out)
+			if err != nil {
+				return err
+			}
+			spec, err := ociimage.Dir(dir, entrypoint)
+			if err != nil {
+				return err
+			}
+			img, err := ociimage.Build(spec)
+			if err != nil {
+				return err
+			}
+			if err := ociimage.Write(file, tag, img); err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "built %s\n", file)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "images", "folder for the image tarball")
+	cmd.Flags().StringArrayVar(&entrypoint, "entrypoint", nil, "the image's entrypoint, one flag per word")
 	return cmd
 }
 

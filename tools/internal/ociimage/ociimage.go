@@ -7,8 +7,10 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"time"
@@ -175,3 +177,45 @@ func baseFiles() []File {
 }
 
 func nameTag(tag string) (name.Tag, error) { return name.NewTag(tag) }
+
+// Dir is the spec of an image holding the tree under root (regular files,
+// directories and symlinks, with their modes; owned by root), as the root
+// of the image, with the given entrypoint, running as root.
+func Dir(root string, entrypoint []string) (Spec, error) {
+	var files []File
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == root {
+			return err
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		f := File{Path: "/" + filepath.ToSlash(rel), Mode: int64(info.Mode().Perm())}
+		switch {
+		case d.Type()&fs.ModeSymlink != 0:
+			if f.Link, err = os.Readlink(p); err != nil {
+				return err
+			}
+			f.Mode = 0o777
+		case d.IsDir():
+			f.Dir = true
+		case d.Type().IsRegular():
+			if f.Content, err = os.ReadFile(p); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("%s: neither file, directory nor symlink", p)
+		}
+		files = append(files, f)
+		return nil
+	})
+	if err != nil {
+		return Spec{}, err
+	}
+	return Spec{Files: files, Entrypoint: entrypoint}, nil
+}
