@@ -3,7 +3,7 @@
 //
 //	images build --out bin/images [--push 127.0.0.1:5050] [--busybox TAG] TAG=GO_MAIN_PACKAGE_DIR...
 //	images push --registry 127.0.0.1:5050 FILE.tar...
-//	images dir --out bin/images [--entrypoint PATH]... TAG=DIR
+//	images dir --out FILE.tar [--entrypoint WORD]... DIR TAG...
 package main
 
 import (
@@ -103,25 +103,16 @@ func dirCommand() *cobra.Command {
 	var out string
 	var entrypoint []string
 	cmd := &cobra.Command{
-		Use:   "dir TAG=DIR",
-		Short: "Build an image whose only layer is the tree under DIR (files, directories, symlinks), tagged TAG, into --out",
+		Use:   "dir --out FILE.tar DIR TAG...",
+		Short: "Build an image whose only layer is the tree under DIR (files, directories, symlinks) into one tarball under every TAG",
 		Long: `The tree under DIR becomes the image's root, owned by root; the image runs
 as root with --entrypoint. The kind node image uses it for the control-plane
-images (a prebuilt binary and its symlinks, the libraries nft needs).`,
-		Args: cobra.ExactArgs(1),
+images: the Kubernetes multi-call binary with a symlink per component is one
+image tagged kube-apiserver, kube-controller-manager, kube-scheduler and
+kube-proxy, stored once.`,
+		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			tag, dir, ok := strings.Cut(args[0], "=")
-			if !ok {
-				return fmt.Errorf("%q: want TAG=DIR", args[0])
-			}
-			if err := os.MkdirAll(out, 0o755); err != nil {
-				return err
-			}
-			file, err := tarballName(tag, out)
-			if err != nil {
-				return err
-			}
-			spec, err := ociimage.Dir(dir, entrypoint)
+			spec, err := ociimage.Dir(args[0], entrypoint)
 			if err != nil {
 				return err
 			}
@@ -129,14 +120,17 @@ images (a prebuilt binary and its symlinks, the libraries nft needs).`,
 			if err != nil {
 				return err
 			}
-			if err := ociimage.Write(file, tag, img); err != nil {
+			if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 				return err
 			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "built %s\n", file)
+			if err := ociimage.Write(out, img, args[1:]...); err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "built %s: %s\n", out, strings.Join(args[1:], " "))
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&out, "out", "images", "folder for the image tarball")
+	cmd.Flags().StringVar(&out, "out", "image.tar", "the image tarball to write")
 	cmd.Flags().StringArrayVar(&entrypoint, "entrypoint", nil, "the image's entrypoint, one flag per word")
 	return cmd
 }
@@ -204,7 +198,7 @@ func buildGoImage(tag, dir, out string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return file, ociimage.Write(file, tag, img)
+	return file, ociimage.Write(file, img, tag)
 }
 
 func buildBusybox(tag, binary, out string) (string, error) {
@@ -224,5 +218,5 @@ func buildBusybox(tag, binary, out string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return file, ociimage.Write(file, tag, img)
+	return file, ociimage.Write(file, img, tag)
 }

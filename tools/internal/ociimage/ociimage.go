@@ -70,13 +70,17 @@ func Build(spec Spec) (v1.Image, error) {
 	return mutate.ConfigFile(img, config)
 }
 
-// Write writes img as an image tarball tagged tag.
-func Write(file, tag string, img v1.Image) error {
-	ref, err := nameTag(tag)
-	if err != nil {
-		return err
+// Write writes img as an image tarball tagged with every tag.
+func Write(file string, img v1.Image, tags ...string) error {
+	refs := map[name.Reference]v1.Image{}
+	for _, tag := range tags {
+		ref, err := nameTag(tag)
+		if err != nil {
+			return err
+		}
+		refs[ref] = img
 	}
-	return tarball.WriteToFile(file, ref, img)
+	return tarball.MultiRefWriteToFile(file, refs)
 }
 
 func layer(files []File) (v1.Layer, error) {
