@@ -22,7 +22,7 @@ kind: ## Build kind from its Go module into bin/tools.
 
 .PHONY: kubeadm
 kubeadm: kube ## Build kubeadm (the kind node needs it) from the Kubernetes Go module into bin/kube.
-	cd tools/kube && GOWORK=off CGO_ENABLED=0 go build -ldflags "-s -w $(KUBE_LDFLAGS)" -o $(KUBEADM) k8s.io/kubernetes/cmd/kubeadm
+	cd tools/kube && GOWORK=off CGO_ENABLED=0 go build -ldflags "-s -w $(KUBE_LDFLAGS)" -o $(KUBEADM) ./kubeadm
 
 .PHONY: kind-node-image
 kind-node-image: kubeadm cluster-tools ## Build the kind node image offline (debootstrap, Kubernetes from Go modules, control-plane images); needs root and Docker; cached by its inputs.
