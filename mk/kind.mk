@@ -33,9 +33,11 @@ kind-node-image: kubeadm cluster-tools ## Build the kind node image offline (deb
 
 .PHONY: kind-up
 kind-up: kind kind-node-image ## Create the kind cluster $(KIND_CLUSTER) from the offline node image ($(KIND_CONFIG)).
+	bash tools/kind/host-sysctls.sh save $(KIND_DIR)/host-sysctls
 	PATH="$(KIND_PATH)" $(KIND) create cluster --name $(KIND_CLUSTER) --image $$(cat $(KIND_NODE_IMAGE_FILE)) \
 		--config $(KIND_CONFIG) --kubeconfig $(KIND_KUBECONFIG) --wait 5m
 
 .PHONY: kind-down
 kind-down: ## Delete the kind cluster $(KIND_CLUSTER).
 	PATH="$(KIND_PATH)" $(KIND) delete cluster --name $(KIND_CLUSTER) --kubeconfig $(KIND_KUBECONFIG)
+	bash tools/kind/host-sysctls.sh restore $(KIND_DIR)/host-sysctls
