@@ -40,4 +40,7 @@ kind-up: kind kind-node-image ## Create the kind cluster $(KIND_CLUSTER) from th
 .PHONY: kind-down
 kind-down: ## Delete the kind cluster $(KIND_CLUSTER).
 	PATH="$(KIND_PATH)" $(KIND) delete cluster --name $(KIND_CLUSTER) --kubeconfig $(KIND_KUBECONFIG)
+	@# kind keeps its Docker network "kind" for the next cluster: remove it when no container uses it.
+	@if docker network inspect kind >/dev/null 2>&1 && [ -z "$$(docker network inspect kind -f '{{range .Containers}}x{{end}}')" ]; then \
+		docker network rm kind >/dev/null && echo "removed the Docker network kind"; fi
 	bash tools/kind/host-sysctls.sh restore $(KIND_DIR)/host-sysctls
