@@ -81,7 +81,7 @@ kind-down: ## Delete the kind cluster $(KIND_CLUSTER), its registry and (when un
 .PHONY: e2e
 e2e: kind kind-node-image kind-images ## Create a kind cluster (1 control plane, 2 workers) from the offline node image, serve the images to it, run the e2e suite, delete the cluster (always).
 	@trap 'exit 130' INT TERM; \
-	trap 'echo "--- kind-down"; $(MAKE) --no-print-directory kind-down || exit 1' EXIT; \
+	trap 'echo "--- kind-down"; $(MAKE) --no-print-directory -C $(CURDIR) kind-down || exit 1' EXIT; \
 	echo "--- kind-up"; $(MAKE) --no-print-directory kind-up; \
 	echo "--- registry"; $(MAKE) --no-print-directory kind-registry; \
 	echo "--- e2e suite"; cd e2e && KUBECONFIG=$(KIND_KUBECONFIG) KUBECTL=$(KUBE_BIN)/kubectl \
