@@ -20,7 +20,8 @@ KIND_CONFIG     ?= tools/kind/cluster-3.yaml
 # persister tag to it): the local cluster's registry (tools/cmd/cluster
 # registry) in a container on kind's network, published on the host.
 KIND_REGISTRY_NAME  := quarks-job-kind-registry
-KIND_REGISTRY_HOST  ?= 127.0.0.1:5051
+# (tools/kind/cluster*.yaml mirror this address to the registry too.)
+KIND_REGISTRY_HOST  := 127.0.0.1:5051
 KIND_REGISTRY_IMAGE := quarks-job/kind-registry:$(IMAGE_TAG)
 # kind runs `docker run --privileged` for every node. Where the daemon
 # refuses that (its capability bounding set lacks a capability), kind gets
@@ -54,7 +55,11 @@ kind-images: cluster-tools cluster-packages ## Build the product, e2e probe, bus
 	docker load -q -i $(KIND_DIR)/kind-registry.tar
 
 .PHONY: kind-up
-kind-up: kind kind-node-image ## Create the kind cluster $(KIND_CLUSTER) from the offline node image ($(KIND_CONFIG)).
+kind-up: kind kind-node-image kind-create ## Create the kind cluster $(KIND_CLUSTER) from the offline node image ($(KIND_CONFIG)).
+
+# kind-up without building anything first (make e2e built it already).
+.PHONY: kind-create
+kind-create:
 	bash tools/kind/host-sysctls.sh save $(KIND_DIR)/host-sysctls
 	PATH="$(KIND_PATH)" $(KIND) create cluster --name $(KIND_CLUSTER) --image $$(cat $(KIND_NODE_IMAGE_FILE)) \
 		--config $(KIND_CONFIG) --kubeconfig $(KIND_KUBECONFIG) --wait 5m
@@ -82,7 +87,7 @@ kind-down: ## Delete the kind cluster $(KIND_CLUSTER), its registry and (when un
 e2e: kind kind-node-image kind-images ## Create a kind cluster (1 control plane, 2 workers) from the offline node image, serve the images to it, run the e2e suite, delete the cluster (always).
 	@trap 'exit 130' INT TERM; \
 	trap 'echo "--- kind-down"; $(MAKE) --no-print-directory -C $(CURDIR) kind-down || exit 1' EXIT; \
-	echo "--- kind-up"; $(MAKE) --no-print-directory kind-up; \
+	echo "--- kind-up"; $(MAKE) --no-print-directory kind-create; \
 	echo "--- registry"; $(MAKE) --no-print-directory kind-registry; \
 	echo "--- e2e suite"; cd e2e && KUBECONFIG=$(KIND_KUBECONFIG) KUBECTL=$(KUBE_BIN)/kubectl \
 		E2E_REGISTRY=$(KIND_REGISTRY_HOST) E2E_IMAGE_PULL_POLICY=Always \

@@ -111,4 +111,6 @@ tar -C "$stage" -c . | docker import \
 	-c "LABEL io.x-k8s.kind.version=$KUBE_VERSION" \
 	- "$image" >/dev/null
 rm -rf "$stage" "$work"
+# Older builds of the node image are of no use any more.
+docker images "$NODE_REPO" --format '{{.Repository}}:{{.Tag}}' | grep -vxF "$image" | xargs -r docker rmi >/dev/null || true
 echo "$image" | tee "$OUT/node-image"
