@@ -182,38 +182,39 @@ func baseFiles() []File {
 
 func nameTag(tag string) (name.Tag, error) { return name.NewTag(tag) }
 
-// Dir is the spec of an image holding the tree under root (regular files,
+// Dir is the spec of an image holding the tree under dir (regular files,
 // directories and symlinks, with their modes; owned by root), as the root
 // of the image, with the given entrypoint, running as root.
-func Dir(root string, entrypoint []string) (Spec, error) {
+func Dir(dir string, entrypoint []string) (Spec, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return Spec{}, err
+	}
+	defer func() { _ = root.Close() }()
 	var files []File
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || p == root {
-			return err
-		}
-		rel, err := filepath.Rel(root, p)
-		if err != nil {
+	err = fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == "." {
 			return err
 		}
 		info, err := d.Info()
 		if err != nil {
 			return err
 		}
-		f := File{Path: "/" + filepath.ToSlash(rel), Mode: int64(info.Mode().Perm())}
+		f := File{Path: "/" + p, Mode: int64(info.Mode().Perm())}
 		switch {
 		case d.Type()&fs.ModeSymlink != 0:
-			if f.Link, err = os.Readlink(p); err != nil {
+			if f.Link, err = root.Readlink(p); err != nil {
 				return err
 			}
 			f.Mode = 0o777
 		case d.IsDir():
 			f.Dir = true
 		case d.Type().IsRegular():
-			if f.Content, err = os.ReadFile(p); err != nil {
+			if f.Content, err = root.ReadFile(p); err != nil {
 				return err
 			}
 		default:
-			return fmt.Errorf("%s: neither file, directory nor symlink", p)
+			return fmt.Errorf("%s: neither file, directory nor symlink", filepath.Join(dir, p))
 		}
 		files = append(files, f)
 		return nil
