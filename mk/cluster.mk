@@ -34,10 +34,6 @@ DEBIAN_PACKAGES := containerd runc containernetworking-plugins iptables iproute2
 E2E_TIMEOUT     ?= 20m
 E2E_FLAGS       ?=
 
-KIND_VERSION    ?= v0.33.0
-KIND            := $(TOOLS_BIN)/kind
-KIND_CLUSTER    ?= quarks-job
-KIND_KUBECONFIG := $(BIN)/kind.kubeconfig
 
 ##@ Local cluster (no Docker; needs root)
 
@@ -93,28 +89,6 @@ test-e2e-local: kube cluster-packages cluster-tools base-images ## cluster-up, i
 
 .PHONY: e2e-local
 e2e-local: test-e2e-local ## The e2e suite on the local cluster: cluster-up, images, tests, cluster-down.
-
-##@ kind (machines with Docker and internet)
-
-.PHONY: e2e
-e2e: ## Create a kind cluster, build the images with Docker, load them and run the e2e suite.
-	@mkdir -p $(TOOLS_BIN)
-	GOBIN=$(TOOLS_BIN) GOWORK=off go install sigs.k8s.io/kind@$(KIND_VERSION)
-	$(KIND) get clusters | grep -qx $(KIND_CLUSTER) || $(KIND) create cluster --name $(KIND_CLUSTER) --wait 180s
-	$(KIND) get kubeconfig --name $(KIND_CLUSTER) > $(KIND_KUBECONFIG)
-	docker build -t $(IMAGE_REPO)/quarks-job:$(IMAGE_TAG) -f controller/Dockerfile .
-	docker build -t $(IMAGE_REPO)/quarks-job-persister:$(IMAGE_TAG) -f persister/Dockerfile .
-	docker tag $(IMAGE_REPO)/quarks-job-persister:$(IMAGE_TAG) $(IMAGE_REPO)/quarks-job-persister:$(E2E_PERSISTER_PINNED_TAG)
-	docker build -t $(IMAGE_REPO)/quarks-job-webhook:$(IMAGE_TAG) -f webhook/Dockerfile .
-	docker build -t $(E2E_PROBE_IMAGE) -f e2e/cluster/probe/Dockerfile .
-	$(KIND) load docker-image --name $(KIND_CLUSTER) $(IMAGE_REPO)/quarks-job:$(IMAGE_TAG) \
-		$(IMAGE_REPO)/quarks-job-persister:$(IMAGE_TAG) $(IMAGE_REPO)/quarks-job-persister:$(E2E_PERSISTER_PINNED_TAG) \
-		$(IMAGE_REPO)/quarks-job-webhook:$(IMAGE_TAG) $(E2E_PROBE_IMAGE)
-	cd e2e && KUBECONFIG=$(KIND_KUBECONFIG) go test -tags e2e -count=1 -timeout $(E2E_TIMEOUT) $(E2E_FLAGS) ./...
-
-.PHONY: e2e-kind-down
-e2e-kind-down: ## Delete the kind cluster of make e2e.
-	$(KIND) delete cluster --name $(KIND_CLUSTER)
 
 .PHONY: bench-e2e
 bench-e2e: ## On a running local cluster (make cluster-up images): container exit → output Secret over 100 real pods.

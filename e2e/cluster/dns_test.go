@@ -12,6 +12,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
+// On a cluster of several nodes (make e2e's kind cluster) the client runs on
+// another node than the server, so the pod network and the Service rules are
+// checked across nodes.
 func TestPodReachesPodThroughServiceDNSName(t *testing.T) {
 	t.Parallel()
 	e := setUp(t)
@@ -37,7 +40,7 @@ func TestPodReachesPodThroughServiceDNSName(t *testing.T) {
 	if _, err := e.client.CoreV1().Services(e.namespace).Create(e.ctx, service, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	e.waitPod(server.Name, corev1.PodRunning)
+	serverNode := e.waitPod(server.Name, corev1.PodRunning).Spec.NodeName
 
 	// The client retries for a while: the Service's endpoints and rules
 	// appear a moment after the server pod is ready. (Debian's static
@@ -54,11 +57,47 @@ func TestPodReachesPodThroughServiceDNSName(t *testing.T) {
 			}},
 		},
 	}
+	client.Spec.NodeName = e.otherSchedulableNode(serverNode)
 	if _, err := e.client.CoreV1().Pods(e.namespace).Create(e.ctx, client, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	e.waitPod(client.Name, corev1.PodSucceeded)
+	clientNode := e.waitPod(client.Name, corev1.PodSucceeded).Spec.NodeName
+	t.Logf("server on node %s, client on node %s", serverNode, clientNode)
 	if got, want := e.logs(client.Name, "wget"), "hello from web"; !strings.Contains(got, want) {
 		t.Errorf("client pod got %q from http://%s/, want %q", got, host, want)
 	}
+}
+
+// otherSchedulableNode is a Ready node other than node that takes pods
+// without tolerations, or "" (the scheduler's choice) when there is none.
+func (e *env) otherSchedulableNode(node string) string {
+	nodes, err := e.client.CoreV1().Nodes().List(e.ctx, metav1.ListOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, n := range nodes.Items {
+		if n.Name == node || n.Spec.Unschedulable || !nodeReady(n) || hasNoScheduleTaint(n) {
+			continue
+		}
+		return n.Name
+	}
+	return ""
+}
+
+func nodeReady(n corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func hasNoScheduleTaint(n corev1.Node) bool {
+	for _, taint := range n.Spec.Taints {
+		if taint.Effect == corev1.TaintEffectNoSchedule || taint.Effect == corev1.TaintEffectNoExecute {
+			return true
+		}
+	}
+	return false
 }

@@ -3,6 +3,7 @@
 //
 //	images build --out bin/images [--push 127.0.0.1:5050] [--busybox TAG] TAG=GO_MAIN_PACKAGE_DIR...
 //	images push --registry 127.0.0.1:5050 FILE.tar...
+//	images dir --out FILE.tar [--entrypoint WORD]... DIR TAG...
 package main
 
 import (
@@ -21,7 +22,7 @@ import (
 
 func main() {
 	root := &cobra.Command{Use: "images", Short: "Build OCI images from static binaries and push them to the local cluster's registry", SilenceUsage: true}
-	root.AddCommand(buildCommand(), pushCommand())
+	root.AddCommand(buildCommand(), pushCommand(), dirCommand())
 	if err := root.Execute(); err != nil {
 		os.Exit(1)
 	}
@@ -98,6 +99,42 @@ func pushCommand() *cobra.Command {
 	return cmd
 }
 
+func dirCommand() *cobra.Command {
+	var out string
+	var entrypoint []string
+	cmd := &cobra.Command{
+		Use:   "dir --out FILE.tar DIR TAG...",
+		Short: "Build an image whose only layer is the tree under DIR (files, directories, symlinks) into one tarball under every TAG",
+		Long: `The tree under DIR becomes the image's root, owned by root; the image runs
+as root with --entrypoint. The kind node image uses it for the control-plane
+images: the Kubernetes multi-call binary with a symlink per component is one
+image tagged kube-apiserver, kube-controller-manager, kube-scheduler and
+kube-proxy, stored once.`,
+		Args: cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			spec, err := ociimage.Dir(args[0], entrypoint)
+			if err != nil {
+				return err
+			}
+			img, err := ociimage.Build(spec)
+			if err != nil {
+				return err
+			}
+			if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+				return err
+			}
+			if err := ociimage.Write(out, img, args[1:]...); err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "built %s: %s\n", out, strings.Join(args[1:], " "))
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "image.tar", "the image tarball to write")
+	cmd.Flags().StringArrayVar(&entrypoint, "entrypoint", nil, "the image's entrypoint, one flag per word")
+	return cmd
+}
+
 func pushAll(cmd *cobra.Command, registry string, files []string) error {
 	for _, f := range files {
 		refs, err := mirror.Push(registry, f)
@@ -161,7 +198,7 @@ func buildGoImage(tag, dir, out string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return file, ociimage.Write(file, tag, img)
+	return file, ociimage.Write(file, img, tag)
 }
 
 func buildBusybox(tag, binary, out string) (string, error) {
@@ -181,5 +218,5 @@ func buildBusybox(tag, binary, out string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return file, ociimage.Write(file, tag, img)
+	return file, ociimage.Write(file, img, tag)
 }

@@ -7,8 +7,10 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"time"
@@ -68,13 +70,17 @@ func Build(spec Spec) (v1.Image, error) {
 	return mutate.ConfigFile(img, config)
 }
 
-// Write writes img as an image tarball tagged tag.
-func Write(file, tag string, img v1.Image) error {
-	ref, err := nameTag(tag)
-	if err != nil {
-		return err
+// Write writes img as an image tarball tagged with every tag.
+func Write(file string, img v1.Image, tags ...string) error {
+	refs := map[name.Reference]v1.Image{}
+	for _, tag := range tags {
+		ref, err := nameTag(tag)
+		if err != nil {
+			return err
+		}
+		refs[ref] = img
 	}
-	return tarball.WriteToFile(file, ref, img)
+	return tarball.MultiRefWriteToFile(file, refs)
 }
 
 func layer(files []File) (v1.Layer, error) {
@@ -175,3 +181,46 @@ func baseFiles() []File {
 }
 
 func nameTag(tag string) (name.Tag, error) { return name.NewTag(tag) }
+
+// Dir is the spec of an image holding the tree under dir (regular files,
+// directories and symlinks, with their modes; owned by root), as the root
+// of the image, with the given entrypoint, running as root.
+func Dir(dir string, entrypoint []string) (Spec, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return Spec{}, err
+	}
+	defer func() { _ = root.Close() }()
+	var files []File
+	err = fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == "." {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		f := File{Path: "/" + p, Mode: int64(info.Mode().Perm())}
+		switch {
+		case d.Type()&fs.ModeSymlink != 0:
+			if f.Link, err = root.Readlink(p); err != nil {
+				return err
+			}
+			f.Mode = 0o777
+		case d.IsDir():
+			f.Dir = true
+		case d.Type().IsRegular():
+			if f.Content, err = root.ReadFile(p); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("%s: neither file, directory nor symlink", filepath.Join(dir, p))
+		}
+		files = append(files, f)
+		return nil
+	})
+	if err != nil {
+		return Spec{}, err
+	}
+	return Spec{Files: files, Entrypoint: entrypoint}, nil
+}

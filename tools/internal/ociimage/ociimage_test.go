@@ -96,3 +96,45 @@ func layerFiles(t *testing.T, layer interface{ Uncompressed() (io.ReadCloser, er
 		files[h.Name] = h
 	}
 }
+
+func TestDirImage(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "usr/local/bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "usr/local/bin/kube"), []byte("kube"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("kube", filepath.Join(root, "usr/local/bin/kube-proxy")); err != nil {
+		t.Fatal(err)
+	}
+	spec, err := Dir(root, []string{"/usr/local/bin/kube-proxy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := Build(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	config, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(config.Config.Entrypoint) != 1 || config.Config.Entrypoint[0] != "/usr/local/bin/kube-proxy" || config.Config.User != "" {
+		t.Errorf("config %+v", config.Config)
+	}
+	layers, err := img.Layers()
+	if err != nil || len(layers) != 1 {
+		t.Fatalf("%d layers, %v; want 1", len(layers), err)
+	}
+	files := layerFiles(t, layers[0])
+	if h, ok := files["usr/local/bin/kube"]; !ok || h.Mode != 0o755 || h.Size != 4 {
+		t.Errorf("kube in layer: %+v", h)
+	}
+	if h, ok := files["usr/local/bin/kube-proxy"]; !ok || h.Typeflag != tar.TypeSymlink || h.Linkname != "kube" {
+		t.Errorf("kube-proxy in layer: %+v", h)
+	}
+	if h, ok := files["usr/local/bin/"]; !ok || h.Typeflag != tar.TypeDir {
+		t.Errorf("usr/local/bin in layer: %+v", h)
+	}
+}
