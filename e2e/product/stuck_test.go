@@ -22,6 +22,9 @@ func testImageCannotBePulled(t *testing.T) {
 	if suite.registry != "" {
 		image = suite.registry + "/quarks-job-e2e/missing:none" // the registry answers: not found
 	}
+	// Long enough for a loaded node (3 kind nodes on 2 cores) to create the pod's sandbox and
+	// try the pull: a timeout before that has no pull reason to report.
+	const timeout = "45s"
 	start := time.Now()
 	e.apply("qjob", fmt.Appendf(nil, `
 apiVersion: quarks.cloudfoundry.org/v1alpha1
@@ -29,7 +32,7 @@ kind: QuarksJob
 metadata:
   name: noimage
 spec:
-  runStartTimeout: 20s
+  runStartTimeout: %s
   trigger:
     strategy: once
   template:
@@ -39,12 +42,12 @@ spec:
           containers:
           - name: main
             image: %s
-`, image))
+`, timeout, image))
 	q := e.waitRunFinished("noimage", 1)
 	e.wantRun(q, 1, qjv1.RunFailed)
 	msg := q.Status.LastRun.Message
-	t.Logf("figure: created → run Failed (runStartTimeout 20s): %s; message %q", ms(time.Since(start)), msg)
-	if !strings.Contains(msg, "within 20s") || !strings.Contains(msg, "ImagePull") && !strings.Contains(msg, "ErrImagePull") {
+	t.Logf("figure: created → run Failed (runStartTimeout %s): %s; message %q", timeout, ms(time.Since(start)), msg)
+	if !strings.Contains(msg, "within "+timeout) || !strings.Contains(msg, "ImagePull") && !strings.Contains(msg, "ErrImagePull") {
 		t.Errorf("run 1 message %q; want the timeout and the pull reason", msg)
 	}
 	job, err := suite.kube.BatchV1().Jobs(e.namespace).Get(e.ctx, q.Status.LastRun.JobName, metav1.GetOptions{})
