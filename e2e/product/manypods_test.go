@@ -4,8 +4,13 @@ package product_test
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
 )
@@ -32,8 +37,20 @@ spec:
       backoffLimit: 0
 %[2]s
       template:
+        metadata:
+          labels:
+            e2e-many-pods: %[1]s
         spec:
           restartPolicy: Never
+          # On a cluster of several nodes (kind) the pods of one run land on different nodes,
+          # so their uploads cross nodes; on one node this changes nothing.
+          topologySpreadConstraints:
+          - maxSkew: 1
+            topologyKey: kubernetes.io/hostname
+            whenUnsatisfiable: DoNotSchedule
+            labelSelector:
+              matchLabels:
+                e2e-many-pods: %[1]s
           containers:
           - name: work
             image: busybox
@@ -62,6 +79,7 @@ func testManyPods(t *testing.T) {
 			t.Errorf("%s holds %q, want a pod's name", v, s.Data["pod"])
 		}
 	}
+	wantAcrossNodes(t, e.runPods("parallel", 1))
 
 	q = e.waitRunFinished("indexed", 1)
 	e.wantRun(q, 1, qjv1.RunFailed)
@@ -70,4 +88,35 @@ func testManyPods(t *testing.T) {
 		t.Errorf("indexed run 1 message %q; want index 1 and its file named, and not index 0", msg)
 	}
 	t.Logf("indexed run 1: %s", msg)
+}
+
+// wantAcrossNodes checks, on a cluster with several schedulable nodes, that the pods ran on
+// different nodes and at least one on another node than the controller: their output crossed the
+// pod network to the output endpoint. On one node it logs where they ran.
+func wantAcrossNodes(t *testing.T, pods []podRecord) {
+	t.Helper()
+	nodes, err := suite.kube.CoreV1().Nodes().List(t.Context(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	schedulable := 0
+	for _, n := range nodes.Items {
+		if !n.Spec.Unschedulable && !slices.ContainsFunc(n.Spec.Taints, func(t corev1.Taint) bool { return t.Effect == corev1.TaintEffectNoSchedule }) {
+			schedulable++
+		}
+	}
+	controller := onlyPod(t, controllerSelector).Spec.NodeName
+	ran := map[string]bool{}
+	elsewhere := false
+	for _, p := range pods {
+		ran[p.pod.Spec.NodeName] = true
+		elsewhere = elsewhere || p.pod.Spec.NodeName != controller
+	}
+	t.Logf("figure: %d schedulable nodes; the run's %d pods ran on %v, the controller on %s", schedulable, len(pods), slices.Sorted(maps.Keys(ran)), controller)
+	if schedulable < 2 {
+		return
+	}
+	if len(ran) != len(pods) || !elsewhere {
+		t.Errorf("the run's pods ran on %v and the controller on %s; want each pod on its own node, one of them not the controller's", slices.Sorted(maps.Keys(ran)), controller)
+	}
 }
