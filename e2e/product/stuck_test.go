@@ -3,6 +3,7 @@
 package product_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -50,12 +51,19 @@ spec:
 	if !strings.Contains(msg, "within "+timeout) || !strings.Contains(msg, "ImagePull") && !strings.Contains(msg, "ErrImagePull") {
 		t.Errorf("run 1 message %q; want the timeout and the pull reason", msg)
 	}
-	job, err := suite.kube.BatchV1().Jobs(e.namespace).Get(e.ctx, q.Status.LastRun.JobName, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if job.Spec.Suspend == nil || !*job.Spec.Suspend {
-		t.Errorf("the failed run's Job %s is not suspended", job.Name)
+	// The controller records the result first and suspends the Job in the reconcile that
+	// follows: nothing of the ended run goes on.
+	ctx, cancel := context.WithTimeout(e.ctx, runTimeout)
+	defer cancel()
+	jobName := q.Status.LastRun.JobName
+	if err := poll(ctx, 250*time.Millisecond, func() (bool, string) {
+		job, err := suite.kube.BatchV1().Jobs(e.namespace).Get(ctx, jobName, metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		return job.Spec.Suspend != nil && *job.Spec.Suspend, "not suspended"
+	}); err != nil {
+		t.Errorf("the failed run's Job %s: %v", jobName, err)
 	}
 	if events, ok := e.waitEvent("noimage", "RunFailed", runTimeout); !ok {
 		t.Errorf("no RunFailed Event: %v", events)
