@@ -284,12 +284,21 @@ func (w *runWait) stopLogs(ended bool) {
 
 // waitingFor says what a requested run that has not started waits for.
 func waitingFor(qjob *qjv1.QuarksJob) string {
-	for _, t := range []string{qjv1.ConditionWaitingForReferences, qjv1.ConditionRunPending} {
-		if c := meta.FindStatusCondition(qjob.Status.Conditions, t); c != nil && c.Status == metav1.ConditionTrue {
-			return strings.TrimSuffix(c.Message, ".")
-		}
+	if held := heldBy(qjob); held != "" {
+		return strings.TrimSuffix(held, ".")
 	}
 	return "waiting for the controller to start it"
+}
+
+// heldBy is the message of the condition that holds a requested run
+// (missing references, or an active run), or "".
+func heldBy(qjob *qjv1.QuarksJob) string {
+	for _, t := range []string{qjv1.ConditionWaitingForReferences, qjv1.ConditionRunPending} {
+		if c := meta.FindStatusCondition(qjob.Status.Conditions, t); c != nil && c.Status == metav1.ConditionTrue {
+			return c.Message
+		}
+	}
+	return ""
 }
 
 // report prints how the run ended and returns the exit code for it.

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/duration"
@@ -129,10 +128,8 @@ func waitsFor(qjob *qjv1.QuarksJob) string {
 	if last := qjob.Status.LastRun; last != nil && last.Result == qjv1.RunRunning {
 		return fmt.Sprintf("run %d to end (Job %s)", last.Number, last.JobName)
 	}
-	for _, t := range []string{qjv1.ConditionWaitingForReferences, qjv1.ConditionRunPending} {
-		if c := meta.FindStatusCondition(qjob.Status.Conditions, t); c != nil && c.Status == metav1.ConditionTrue {
-			return c.Message
-		}
+	if held := heldBy(qjob); held != "" {
+		return held
 	}
 	switch qjob.Spec.Trigger.Strategy {
 	case qjv1.StrategyNow, qjv1.StrategyOnce:
