@@ -90,6 +90,23 @@ test-e2e-local: kube cluster-packages cluster-tools base-images ## cluster-up, i
 .PHONY: e2e-local
 e2e-local: test-e2e-local ## The e2e suite on the local cluster: cluster-up, images, tests, cluster-down.
 
+# The chaos suite (e2e/product/chaos_test.go, docs/reliability.md): faults injected while runs
+# are under way. It kills processes of the cluster, so it runs on the local cluster only.
+CHAOS_PODS    ?= 1000
+CHAOS_TIMEOUT ?= 40m
+CHAOS_REPORT  := $(BIN)/chaos/last.md
+
+.PHONY: chaos
+chaos: kube cluster-packages cluster-tools base-images ## Faults under load on the local cluster: controller SIGKILLs, failover, an API server restart, 1,000 outputs; prints a pass/fail table.
+	@trap 'exit 130' INT TERM; \
+	trap 'echo "--- cluster-down"; $(CLUSTER) down $(CLUSTER_FLAGS) || exit 1' EXIT; \
+	echo "--- cluster-up"; $(CLUSTER) up $(CLUSTER_FLAGS); \
+	echo "--- images"; $(IMAGES) build --out $(IMAGES_DIR) --push $(REGISTRY) $(PRODUCT_IMAGES) $(E2E_IMAGES); \
+	echo "--- chaos suite"; cd e2e && KUBECONFIG=$(CLUSTER_KUBECONFIG) E2E_REGISTRY=$(REGISTRY) E2E_IMAGE_PULL_POLICY=Always \
+		CHAOS_PODS=$(CHAOS_PODS) CHAOS_REPORT=$(CHAOS_REPORT) \
+		CHAOS_RESTART_APISERVER="$(CLUSTER) restart kube-apiserver --down 15s $(CLUSTER_FLAGS)" \
+		go test -tags e2e,chaos -count=1 -v -run '^TestChaos$$' -timeout $(CHAOS_TIMEOUT) ./product/
+
 .PHONY: bench-e2e
 bench-e2e: ## On a running local cluster (make cluster-up images): container exit → output Secret over 100 real pods.
 	cd e2e && KUBECONFIG=$(CLUSTER_KUBECONFIG) E2E_REGISTRY=$(REGISTRY) E2E_IMAGE_PULL_POLICY=Always \

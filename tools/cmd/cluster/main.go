@@ -77,6 +77,7 @@ func run() error {
 				return cluster.Down(ctx, c, cmd.ErrOrStderr())
 			},
 		},
+		restartCommand(ctx, &c),
 		&cobra.Command{
 			Use:    "registry",
 			Short:  "Run the image registry (started by up)",
@@ -87,4 +88,20 @@ func run() error {
 		},
 	)
 	return root.Execute()
+}
+
+// restartCommand is the control-plane fault of make chaos: the API server (or etcd) killed with
+// SIGKILL and started again after a while.
+func restartCommand(ctx context.Context, c *cluster.Config) *cobra.Command {
+	var down time.Duration
+	cmd := &cobra.Command{
+		Use:   "restart kube-apiserver|etcd",
+		Short: "Kill a control-plane daemon with SIGKILL, keep it down for --down, start it again and wait until it serves",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return cluster.Restart(ctx, *c, args[0], down, cmd.ErrOrStderr())
+		},
+	}
+	cmd.Flags().DurationVar(&down, "down", 10*time.Second, "how long the daemon stays down")
+	return cmd
 }
