@@ -88,7 +88,8 @@ func writeChaosReport(t *testing.T, took time.Duration) {
 	fmt.Fprintf(&b, "\nmake chaos: %s on %d cores, %s\n", took.Round(time.Second), runtimeCPUs(), time.Now().UTC().Format("2006-01-02"))
 	fmt.Print("\n" + b.String())
 	if path := os.Getenv("CHAOS_REPORT"); path != "" {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err == nil {
+		err := os.MkdirAll(filepath.Dir(path), 0o755)
+		if err == nil {
 			err = os.WriteFile(path, []byte(b.String()), 0o644)
 		}
 		if err != nil {
