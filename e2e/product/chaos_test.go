@@ -443,11 +443,12 @@ func crashLoop(ctx context.Context, t *testing.T, done <-chan struct{}, minKills
 		if previous != "" {
 			longest = max(longest, time.Since(killedAt))
 		}
-		// A random moment in the leader's work: between 1 and 8 s after it took over.
+		// A random moment in the leader's work: between 2 and 15 s after it took over (each
+		// kill costs the Lease's 15 s before a new leader acts).
 		select {
 		case <-ctx.Done():
 			return kills, longest
-		case <-time.After(time.Second + rand.N(7*time.Second)): //nolint:gosec // G404: a random moment, not a secret
+		case <-time.After(2*time.Second + rand.N(13*time.Second)): //nolint:gosec // G404: a random moment, not a secret
 		}
 		if err := crashController(ctx, pod, replace); err != nil {
 			t.Errorf("kill %d: %v", kills+1, err)
@@ -495,7 +496,7 @@ func testCrashSafety(t *testing.T) {
 	killer.Add(1)
 	go func() {
 		defer killer.Done()
-		kills, longest = crashLoop(ctx, t, done, 10, 30, true)
+		kills, longest = crashLoop(ctx, t, done, 10, 10, true)
 	}()
 
 	for i := range errands {
