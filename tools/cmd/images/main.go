@@ -214,7 +214,7 @@ func buildGoImage(tag, dir, out string, build goBuild) (string, error) {
 		return "", err
 	}
 	binary := file + ".bin"
-	if err := ociimage.CompileGo(dir, binary, version.LDFlags(provenance.Version, provenance.Revision)); err != nil {
+	if err := ociimage.CompileGo(dir, binary, ociimage.GoBuild{LDFlags: version.LDFlags(provenance.Version, provenance.Revision)}); err != nil {
 		return "", err
 	}
 	defer func() { _ = os.Remove(binary) }() // a leftover is overwritten by the next build

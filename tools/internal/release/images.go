@@ -75,7 +75,12 @@ func buildImage(checkout string, c Component, repository string, provenance ocii
 	binary := filepath.Join(binDir, filepath.Base(c.Main))
 	// The module's own go.mod decides the dependencies (GOWORK=off), as for anyone who builds
 	// this module version on its own; the workspace is for developing the modules together.
-	if err := ociimage.CompileGo(filepath.Join(checkout, c.Main), binary, version.LDFlags(provenance.Version, provenance.Revision), "GOWORK=off"); err != nil {
+	err = ociimage.CompileGo(filepath.Join(checkout, c.Main), binary, ociimage.GoBuild{
+		LDFlags:  version.LDFlags(provenance.Version, provenance.Revision),
+		TrimPath: true,
+		Env:      []string{"GOWORK=off"},
+	})
+	if err != nil {
 		return builtImage{}, err
 	}
 	spec, err := ociimage.Binary(binary, "/"+filepath.Base(c.Main))
