@@ -46,15 +46,17 @@ func writeSBOM(file string, img Image, repository string, provenance ociimage.Pr
 		PackageURL: goPURL("std", info.GoVersion),
 	}}
 	dependsOn := []string{"go-stdlib"}
+	// The repository's other modules (the api module) are built from the same commit as the
+	// binary: they are replaced by their directories (go.mod: replace ../api), which -trimpath
+	// leaves out of the build information.
+	repositoryModules := path.Dir(info.Main.Path) + "/"
 	for _, dep := range info.Deps {
 		module := dep
 		if dep.Replace != nil {
 			module = dep.Replace
 		}
 		v := module.Version
-		if v == "" {
-			// Replaced by a directory of this checkout (the api module): built from the same
-			// commit as the binary.
+		if strings.HasPrefix(dep.Path, repositoryModules) {
 			module, v = dep, provenance.Version
 		}
 		c := cdx.Component{BOMRef: module.Path + "@" + v, Type: cdx.ComponentTypeLibrary, Name: module.Path, Version: v, PackageURL: goPURL(module.Path, v)}
