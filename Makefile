@@ -27,21 +27,30 @@ export CGO_ENABLED := 0
 help: ## List the targets.
 	@awk 'BEGIN {FS = ":.*##"} /^##@/ {printf "\n%s\n", substr($$0, 5)} /^[a-zA-Z0-9_.-]+:.*##/ {printf "  %-20s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
+# What every binary reports (--version, the build_info metric; the api module's version
+# package): VERSION=X.Y.Z for a release build, otherwise its module's version from git describe
+# of the module's tags (controller/v0.2.0 → v0.2.0, v0.2.0-3-g<commit> after it; "(devel)" before
+# the first tag), and the commit. The images tool does the same for the images.
+VERSION_PKG     := code.cloudfoundry.org/quarks-job/api/version
+REVISION        := $(shell git rev-parse HEAD 2>/dev/null)
+module_version   = $(if $(VERSION),v$(VERSION),$(patsubst $(1)/%,%,$(shell git describe --tags --abbrev=12 --match '$(1)/v[0-9]*' 2>/dev/null)))
+version_ldflags  = -X $(VERSION_PKG).version=$(call module_version,$(1)) -X $(VERSION_PKG).revision=$(REVISION)
+
 ##@ Development
 
 .PHONY: build
-build: ## Build the operator, persister, webhook and kubectl-qjob binaries into bin/.
-	cd controller && go build -o $(BIN)/quarks-job ./cmd/quarks-job
-	cd persister && CGO_ENABLED=0 go build -o $(BIN)/persister ./cmd/persister
-	cd webhook && go build -o $(BIN)/webhook ./cmd/webhook
-	cd kubectl-qjob && go build -o $(BIN)/kubectl-qjob ./cmd/kubectl-qjob
+build: ## Build the operator, persister, webhook and kubectl-qjob binaries into bin/, stamped with their versions (--version).
+	cd controller && go build -ldflags "$(call version_ldflags,controller)" -o $(BIN)/quarks-job ./cmd/quarks-job
+	cd persister && CGO_ENABLED=0 go build -ldflags "$(call version_ldflags,persister)" -o $(BIN)/persister ./cmd/persister
+	cd webhook && go build -ldflags "$(call version_ldflags,webhook)" -o $(BIN)/webhook ./cmd/webhook
+	cd kubectl-qjob && go build -ldflags "$(call version_ldflags,kubectl-qjob)" -o $(BIN)/kubectl-qjob ./cmd/kubectl-qjob
 
 # Where make install-plugin puts kubectl-qjob: a directory on the PATH.
 PLUGIN_DIR ?= /usr/local/bin
 
 .PHONY: install-plugin
 install-plugin: ## Install the kubectl plugin kubectl-qjob into PLUGIN_DIR (/usr/local/bin): then `kubectl qjob --help`.
-	cd kubectl-qjob && go build -o $(PLUGIN_DIR)/kubectl-qjob ./cmd/kubectl-qjob
+	cd kubectl-qjob && go build -ldflags "$(call version_ldflags,kubectl-qjob)" -o $(PLUGIN_DIR)/kubectl-qjob ./cmd/kubectl-qjob
 	@# kubectl's own shell completion completes "kubectl qjob ..." through this command.
 	printf '#!/bin/sh\nexec kubectl-qjob __complete "$$@"\n' > $(PLUGIN_DIR)/kubectl_complete-qjob
 	chmod +x $(PLUGIN_DIR)/kubectl_complete-qjob

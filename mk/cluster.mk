@@ -67,9 +67,13 @@ cluster-down: ## Stop the local cluster and remove its processes, mounts, device
 	elif [ -e $(CLUSTER_DIR)/host-state.json ]; then echo "a cluster ran but $(CLUSTER) is gone: make cluster-tools first" >&2; exit 1; \
 	else echo "no local cluster"; fi
 
+# The images say what they were built from: a version (VERSION=X.Y.Z, or each module's git
+# describe), the commit and SOURCE_URL (mk/release.mk), as OCI annotations.
+IMAGE_BUILD_FLAGS = --source $(SOURCE_URL) $(if $(VERSION),--version v$(VERSION))
+
 .PHONY: images
 images: cluster-tools ## Build the operator, persister and webhook images without Docker; push them when the local cluster runs.
-	$(IMAGES) build --out $(IMAGES_DIR) $$(test -e $(CLUSTER_DIR)/pids/registry.pid && echo --push $(REGISTRY)) $(PRODUCT_IMAGES) $(E2E_IMAGES)
+	$(IMAGES) build --out $(IMAGES_DIR) $(IMAGE_BUILD_FLAGS) $$(test -e $(CLUSTER_DIR)/pids/registry.pid && echo --push $(REGISTRY)) $(PRODUCT_IMAGES) $(E2E_IMAGES)
 
 # The whole local end-to-end run: the cluster always comes down again, and
 # the recipe exits with the first failure's code. Afterwards the lifecycle
@@ -80,7 +84,7 @@ test-e2e-local: kube cluster-packages cluster-tools base-images ## cluster-up, i
 	@trap 'exit 130' INT TERM; \
 	trap 'echo "--- cluster-down"; $(CLUSTER) down $(CLUSTER_FLAGS) || exit 1' EXIT; \
 	echo "--- cluster-up"; $(CLUSTER) up $(CLUSTER_FLAGS); \
-	echo "--- images"; $(IMAGES) build --out $(IMAGES_DIR) --push $(REGISTRY) $(PRODUCT_IMAGES) $(E2E_IMAGES); \
+	echo "--- images"; $(IMAGES) build --out $(IMAGES_DIR) $(IMAGE_BUILD_FLAGS) --push $(REGISTRY) $(PRODUCT_IMAGES) $(E2E_IMAGES); \
 	echo "--- e2e suite"; cd e2e && KUBECONFIG=$(CLUSTER_KUBECONFIG) KUBECTL=$(KUBE_BIN)/kubectl \
 		E2E_REGISTRY=$(REGISTRY) E2E_IMAGE_PULL_POLICY=Always \
 		go test -tags e2e -count=1 -timeout $(E2E_TIMEOUT) $(E2E_FLAGS) ./...

@@ -50,7 +50,7 @@ kind-node-image: kubeadm cluster-tools ## Build the kind node image offline (deb
 
 .PHONY: kind-images
 kind-images: cluster-tools cluster-packages ## Build the product, e2e probe, busybox and registry images for the kind path (bin/kind/images).
-	$(IMAGES) build --out $(KIND_IMAGES_DIR) --busybox $(BUSYBOX_IMAGE) $(PRODUCT_IMAGES) $(E2E_IMAGES)
+	$(IMAGES) build --out $(KIND_IMAGES_DIR) $(IMAGE_BUILD_FLAGS) --busybox $(BUSYBOX_IMAGE) $(PRODUCT_IMAGES) $(E2E_IMAGES)
 	$(IMAGES) build --out $(KIND_DIR) $(KIND_REGISTRY_IMAGE)=tools/cmd/cluster
 	docker load -q -i $(KIND_DIR)/kind-registry.tar
 

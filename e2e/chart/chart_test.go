@@ -155,6 +155,64 @@ func TestEachImageCanBePinnedByDigestAlone(t *testing.T) {
 	}
 }
 
+// TestReleasedChartPinsItsImages: make release records each image's digest in Chart.yaml; it
+// pins the appVersion tag until the user sets a tag or a digest of their own.
+func TestReleasedChartPinsItsImages(t *testing.T) {
+	released := loadChart(t)
+	released.Metadata.AppVersion = "v0.2.0"
+	released.Metadata.Annotations = map[string]string{
+		"quarks.cloudfoundry.org/controller-image-digest": digestA,
+		"quarks.cloudfoundry.org/webhook-image-digest":    digestB,
+		"quarks.cloudfoundry.org/persister-image-digest":  digestC,
+	}
+	for _, tc := range []struct {
+		name                           string
+		sets                           []string
+		controller, webhook, persister string
+	}{
+		{"defaults", nil,
+			"docker.io/cfcontainerization/quarks-job:v0.2.0@" + digestA,
+			"docker.io/cfcontainerization/quarks-job-webhook:v0.2.0@" + digestB,
+			"docker.io/cfcontainerization/quarks-job-persister:v0.2.0@" + digestC},
+		{"a tag of the user's drops the released digest", []string{"persister.image.tag=v0.1.0"},
+			"docker.io/cfcontainerization/quarks-job:v0.2.0@" + digestA,
+			"docker.io/cfcontainerization/quarks-job-webhook:v0.2.0@" + digestB,
+			"docker.io/cfcontainerization/quarks-job-persister:v0.1.0"},
+		{"a digest of the user's wins", []string{"controller.image.digest=" + digestC},
+			"docker.io/cfcontainerization/quarks-job@" + digestC,
+			"docker.io/cfcontainerization/quarks-job-webhook:v0.2.0@" + digestB,
+			"docker.io/cfcontainerization/quarks-job-persister:v0.2.0@" + digestC},
+		{"another repository keeps the released digest", []string{"webhook.image.repository=mirror.example/quarks-job-webhook"},
+			"docker.io/cfcontainerization/quarks-job:v0.2.0@" + digestA,
+			"mirror.example/quarks-job-webhook:v0.2.0@" + digestB,
+			"docker.io/cfcontainerization/quarks-job-persister:v0.2.0@" + digestC},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := renderChart(t, released, kubeVersion, tc.sets...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			controller := get[*appsv1.Deployment](t, r, "Deployment", controllerName).Spec.Template.Spec.Containers[0]
+			webhook := get[*appsv1.Deployment](t, r, "Deployment", webhookName).Spec.Template.Spec.Containers[0]
+			for _, c := range []struct{ what, got, want string }{
+				{"controller", controller.Image, tc.controller},
+				{"webhook", webhook.Image, tc.webhook},
+				{"persister (webhook)", args(t, webhook)["persister-image"], tc.persister},
+				{"persister (controller)", args(t, controller)["persister-image"], tc.persister},
+			} {
+				if c.got != c.want {
+					t.Errorf("%s image %q, want %q", c.what, c.got, c.want)
+				}
+			}
+		})
+	}
+	// The checked-in chart is no release: its images are tags only.
+	r := render(t)
+	if image := get[*appsv1.Deployment](t, r, "Deployment", controllerName).Spec.Template.Spec.Containers[0].Image; strings.Contains(image, "@") {
+		t.Errorf("the checked-in chart pins the controller image %s", image)
+	}
+}
+
 func TestImagePullSecretsReachComponentsAndJobPods(t *testing.T) {
 	r := render(t, "imagePullSecrets[0].name=regcred", "imagePullSecrets[1].name=mirror")
 	want := []corev1.LocalObjectReference{{Name: "regcred"}, {Name: "mirror"}}

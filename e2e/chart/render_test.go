@@ -97,13 +97,19 @@ func renderErr(t *testing.T, sets ...string) (*rendered, error) {
 // renderFor is renderErr for a cluster of another Kubernetes version.
 func renderFor(t *testing.T, version *chartutil.KubeVersion, sets ...string) (*rendered, error) {
 	t.Helper()
+	return renderChart(t, loadChart(t), version, sets...)
+}
+
+// renderChart renders c, the chart as loaded and then changed by the test.
+func renderChart(t *testing.T, c *chart.Chart, version *chartutil.KubeVersion, sets ...string) (*rendered, error) {
+	t.Helper()
 	install := action.NewInstall(&action.Configuration{})
 	install.ClientOnly = true
 	install.DryRun = true
 	install.ReleaseName = releaseName
 	install.Namespace = releaseNS
 	install.KubeVersion = version
-	rel, err := install.Run(loadChart(t), values(t, sets...))
+	rel, err := install.Run(c, values(t, sets...))
 	if err != nil {
 		return nil, err
 	}

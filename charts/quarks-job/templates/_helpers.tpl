@@ -40,13 +40,25 @@ app.kubernetes.io/component: {{ .component }}
 app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
-{{/* image: call with (dict "root" $ "image" .Values.controller.image). A digest pins the image
-     and wins over the tag; the tag defaults to the chart's appVersion. */}}
+{{/* image: call with (dict "root" $ "component" "controller"), for the controller, webhook or
+     persister image. A digest the user sets pins the image and wins over the tag; the tag
+     defaults to the chart's appVersion. A released chart records the digest of each image it
+     was released with as the Chart.yaml annotation quarks.cloudfoundry.org/<component>-image-digest
+     (make release writes it): with neither tag nor digest set, that digest pins the appVersion
+     tag (repository:appVersion@digest), so a tag moved in the registry cannot change what a
+     release runs. Being in Chart.yaml, not in values, it is never carried over from an older
+     release by helm upgrade --reuse-values. */}}
 {{- define "quarks-job.image" -}}
-{{- if .image.digest -}}
-{{- printf "%s@%s" .image.repository .image.digest -}}
+{{- $image := get (get .root.Values .component) "image" -}}
+{{- $released := index .root.Chart.Annotations (printf "quarks.cloudfoundry.org/%s-image-digest" .component) -}}
+{{- if $image.digest -}}
+{{- printf "%s@%s" $image.repository $image.digest -}}
+{{- else if $image.tag -}}
+{{- printf "%s:%s" $image.repository (toString $image.tag) -}}
+{{- else if $released -}}
+{{- printf "%s:%s@%s" $image.repository .root.Chart.AppVersion $released -}}
 {{- else -}}
-{{- printf "%s:%s" .image.repository (.image.tag | default .root.Chart.AppVersion | toString) -}}
+{{- printf "%s:%s" $image.repository .root.Chart.AppVersion -}}
 {{- end -}}
 {{- end -}}
 

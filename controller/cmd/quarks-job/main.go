@@ -24,6 +24,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
+	"code.cloudfoundry.org/quarks-job/api/version"
 	"code.cloudfoundry.org/quarks-job/controller/internal/controller/quarksjob"
 	"code.cloudfoundry.org/quarks-job/controller/internal/outputendpoint"
 )
@@ -49,10 +50,12 @@ func command(v *viper.Viper) *cobra.Command {
 		Short:         "Runs QuarksJobs: Jobs started on triggers whose output is kept in Secrets",
 		SilenceUsage:  true,
 		SilenceErrors: false,
+		Version:       version.Get().String(),
 		RunE: func(*cobra.Command, []string) error {
 			return run(v)
 		},
 	}
+	cmd.SetVersionTemplate("{{.Name}} {{.Version}}\n")
 	f := cmd.Flags()
 	f.String("kubeconfig", "", "path to a kubeconfig; in-cluster configuration when empty")
 	f.StringSlice("watch-namespaces", nil, "namespaces to watch (comma-separated); all when empty")
@@ -98,6 +101,8 @@ func run(v *viper.Viper) error {
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	ctrl.SetLogger(zap.New(zap.Level(level)))
+	build := version.Get()
+	ctrl.Log.Info("starting quarks-job", "version", build.Version, "revision", build.Revision, "goVersion", build.GoVersion)
 
 	if path := v.GetString("kubeconfig"); path != "" {
 		// controller-runtime's config loader reads the KUBECONFIG variable.

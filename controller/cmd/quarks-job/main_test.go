@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -9,8 +10,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
+	"code.cloudfoundry.org/quarks-job/api/version"
 )
 
 func TestWatchNamespaces(t *testing.T) {
@@ -98,7 +102,8 @@ func TestWatchedNamespacesAndMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	binary := filepath.Join(dir, "quarks-job")
-	build := exec.Command("go", "build", "-o", binary, ".")
+	// Linked as a release build is, so the version reaches the log and the metrics.
+	build := exec.Command("go", "build", "-ldflags", version.LDFlags("v0.0.0-test", "0123456789abcdef"), "-o", binary, ".")
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
 		t.Fatal(err)
@@ -117,7 +122,8 @@ func TestWatchedNamespacesAndMetrics(t *testing.T) {
 	operator := exec.Command(binary, "--kubeconfig", kubeconfigPath, "--metrics-bind-address", metricsAddr,
 		"--health-probe-bind-address", "0", "--output-bind-address", "127.0.0.1:0")
 	operator.Env = append(os.Environ(), "QUARKS_JOB_WATCH_NAMESPACES="+namespaces["a"]+","+namespaces["b"])
-	operator.Stderr = os.Stderr
+	logs := &syncBuffer{}
+	operator.Stderr = io.MultiWriter(os.Stderr, logs)
 	if err := operator.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -180,16 +186,20 @@ func TestWatchedNamespacesAndMetrics(t *testing.T) {
 		`quarks_job_runs_started_total{trigger="Once"} 2`,
 		`quarks_job_trigger_to_job_created_seconds_count{trigger="Once"} 2`,
 		`controller_runtime_reconcile_total{controller="quarksjob",result="success"}`,
+		`quarks_job_build_info{component="controller",goversion="` + goruntime.Version() + `",revision="0123456789abcdef",version="v0.0.0-test"} 1`,
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
+	if want := `"msg":"starting quarks-job","version":"v0.0.0-test","revision":"0123456789abcdef"`; !strings.Contains(logs.String(), want) {
+		t.Errorf("the operator's log lacks %s", want)
+	}
 	guide, err := os.ReadFile("../../../docs/guide.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"quarks_job_runs_started_total", "quarks_job_runs_finished_total", "quarks_job_trigger_to_job_created_seconds"} {
+	for _, name := range []string{"quarks_job_runs_started_total", "quarks_job_runs_finished_total", "quarks_job_trigger_to_job_created_seconds", version.MetricName} {
 		if !strings.Contains(string(guide), "`"+name+"{") {
 			t.Errorf("docs/guide.md does not list the metric %s", name)
 		}
@@ -222,6 +232,24 @@ func poll(t *testing.T, what string, check func() (bool, string)) {
 	}
 }
 
+// syncBuffer collects a process's output while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 func freeAddress(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -242,4 +270,17 @@ func clientScheme(t *testing.T) *runtime.Scheme {
 		t.Fatal(err)
 	}
 	return scheme
+}
+
+func TestVersion(t *testing.T) {
+	cmd := command(viper.New())
+	var out strings.Builder
+	cmd.SetOut(&out)
+	cmd.SetArgs([]string{"--version"})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if want := "quarks-job " + version.Get().String() + "\n"; out.String() != want {
+		t.Errorf("--version printed %q, want %q", out.String(), want)
+	}
 }

@@ -5,6 +5,8 @@ package metrics
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"code.cloudfoundry.org/quarks-job/api/version"
 )
 
 var (
@@ -26,8 +28,17 @@ var (
 		Help:    "Time from accepting a trigger to creating the run's Job, by trigger.",
 		Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
 	}, []string{"trigger"})
+
+	// BuildInfo is always 1; its labels say which build runs (component, version, revision,
+	// goversion), so dashboards can tell versions apart during an upgrade.
+	BuildInfo = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        version.MetricName,
+		Help:        "Always 1; the labels are the running binary's component, version, git revision and Go version.",
+		ConstLabels: version.Get().Labels("controller"),
+	})
 )
 
 func init() {
-	metrics.Registry.MustRegister(RunsStarted, RunsFinished, TriggerToJob)
+	BuildInfo.Set(1)
+	metrics.Registry.MustRegister(RunsStarted, RunsFinished, TriggerToJob, BuildInfo)
 }

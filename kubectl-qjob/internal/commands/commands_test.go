@@ -12,8 +12,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
+	"code.cloudfoundry.org/quarks-job/api/version"
 )
 
 func TestExitCode(t *testing.T) {
@@ -164,5 +166,18 @@ func TestCheckOutputFormat(t *testing.T) {
 		if (err == nil) != ok || (err != nil && ExitCode(err) != ExitCommandFailed) {
 			t.Errorf("-o %q: %v", format, err)
 		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	var out bytes.Buffer
+	cmd := NewCommand(genericiooptions.IOStreams{Out: &out, ErrOut: &out})
+	cmd.SetOut(&out)
+	cmd.SetArgs([]string{"--version"})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if want := "kubectl-qjob " + version.Get().String() + "\n"; out.String() != want {
+		t.Errorf("--version printed %q, want %q", out.String(), want)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
+	"code.cloudfoundry.org/quarks-job/api/version"
 )
 
 // Exit codes of kubectl-qjob.
@@ -136,7 +137,11 @@ func NewCommand(streams genericiooptions.IOStreams) *cobra.Command {
   kubectl qjob versions creds`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// --version, not a version command: "kubectl qjob version" would be one letter away from
+		// "kubectl qjob versions", which lists a Secret's versions.
+		Version: version.Get().String(),
 	}
+	cmd.SetVersionTemplate("{{.Name}} {{.Version}}\n")
 	g.config.AddFlags(cmd.PersistentFlags())
 	cmd.AddCommand(newRunCommand(g), newStatusCommand(g), newOutputCommand(g), newVersionsCommand(g))
 	cmd.CompletionOptions.HiddenDefaultCmd = false

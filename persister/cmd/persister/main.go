@@ -21,6 +21,7 @@ import (
 	"github.com/spf13/viper"
 
 	upload "code.cloudfoundry.org/quarks-job/api/upload/protocol"
+	"code.cloudfoundry.org/quarks-job/api/version"
 	"code.cloudfoundry.org/quarks-job/persister/internal/collect"
 	"code.cloudfoundry.org/quarks-job/persister/internal/sidecar"
 	"code.cloudfoundry.org/quarks-job/persister/internal/uploader"
@@ -47,13 +48,21 @@ func main() {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(memoryLimit)
 	}
-	v := viper.New()
+	if err := command(viper.New()).Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "persister:", err)
+		os.Exit(2)
+	}
+}
+
+// command is the persister command; its flags and environment variables end up in v.
+func command(v *viper.Viper) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:           "persister",
 		Short:         "Validate a QuarksJob pod's output files and upload them to the controller when its containers exit",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
+		Version:       version.Get().String(),
 		RunE: func(*cobra.Command, []string) error {
 			terminate := make(chan os.Signal, 1)
 			signal.Notify(terminate, syscall.SIGTERM, syscall.SIGINT)
@@ -63,6 +72,7 @@ func main() {
 			return nil
 		},
 	}
+	cmd.SetVersionTemplate("{{.Name}} {{.Version}}\n")
 	f := cmd.Flags()
 	f.String("endpoint", "", "URL of the controller's output endpoint")
 	f.String("ca-bundle", "", "PEM CA bundle that signs the endpoint's certificate")
@@ -79,11 +89,7 @@ func main() {
 		_ = v.BindPFlag(name, flag)
 		_ = v.BindEnv(name, variable)
 	}
-
-	if err := cmd.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "persister:", err)
-		os.Exit(2)
-	}
+	return cmd
 }
 
 // config builds the sidecar's configuration. Errors do not stop the

@@ -1,8 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"testing"
 	"time"
+
+	"github.com/spf13/viper"
+
+	"code.cloudfoundry.org/quarks-job/api/version"
 )
 
 func TestParseTimeout(t *testing.T) {
@@ -15,5 +20,18 @@ func TestParseTimeout(t *testing.T) {
 		if _, err := parseTimeout(in); err == nil {
 			t.Errorf("parseTimeout(%q): want an error", in)
 		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	cmd := command(viper.New())
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetArgs([]string{"--version"})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if want := "persister " + version.Get().String() + "\n"; out.String() != want {
+		t.Errorf("--version printed %q, want %q", out.String(), want)
 	}
 }

@@ -1,7 +1,7 @@
 // Command images builds the project's container images without a container
 // engine and pushes them to the local cluster's registry.
 //
-//	images build --out bin/images [--push 127.0.0.1:5050] [--busybox TAG] TAG=GO_MAIN_PACKAGE_DIR...
+//	images build --out bin/images [--push 127.0.0.1:5050] [--busybox TAG] [--version V] [--revision R] [--source URL] TAG=GO_MAIN_PACKAGE_DIR...
 //	images push --registry 127.0.0.1:5050 FILE.tar...
 //	images dir --out FILE.tar [--entrypoint WORD]... DIR TAG...
 package main
@@ -16,6 +16,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/spf13/cobra"
 
+	"code.cloudfoundry.org/quarks-job/api/version"
+	"code.cloudfoundry.org/quarks-job/tools/internal/gitversion"
 	"code.cloudfoundry.org/quarks-job/tools/internal/mirror"
 	"code.cloudfoundry.org/quarks-job/tools/internal/ociimage"
 )
@@ -30,13 +32,20 @@ func main() {
 
 func buildCommand() *cobra.Command {
 	var out, push, busyboxTag, busyboxBinary string
+	var build goBuild
 	cmd := &cobra.Command{
 		Use:   "build TAG=DIR...",
 		Short: "Build one image per Go main package DIR (static binary on an empty base), tagged TAG, into --out",
 		Long: `Each TAG=DIR builds the main package in DIR with CGO_ENABLED=0 and puts the
 binary at /<base name of DIR> as the image's entrypoint, running as uid 65532.
 A DIR without a main package yet is skipped with a message. --busybox also
-builds a busybox image from Debian's busybox-static.`,
+builds a busybox image from Debian's busybox-static.
+
+The binary reports --version and --revision (see the api module's version
+package), and the image carries them as the OCI annotations
+org.opencontainers.image.version, .revision and .source (config labels in
+the tarball). Without --version, each image gets its module's version from
+git describe of the module's tags (controller/v0.2.0 → v0.2.0), or none.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			out, err := filepath.Abs(out)
 			if err != nil {
@@ -55,7 +64,7 @@ builds a busybox image from Debian's busybox-static.`,
 					cmd.PrintErrf("skipping %s: no main package in %s yet\n", tag, dir)
 					continue
 				}
-				file, err := buildGoImage(tag, dir, out)
+				file, err := buildGoImage(tag, dir, out, build)
 				if err != nil {
 					return fmt.Errorf("image %s: %w", tag, err)
 				}
@@ -83,6 +92,9 @@ builds a busybox image from Debian's busybox-static.`,
 	cmd.Flags().StringVar(&push, "push", "", "also push the images to the registry at this address")
 	cmd.Flags().StringVar(&busyboxTag, "busybox", "", "also build a busybox image with this tag (e.g. docker.io/library/busybox:latest)")
 	cmd.Flags().StringVar(&busyboxBinary, "busybox-binary", "/bin/busybox", "static busybox binary (Debian package busybox-static)")
+	cmd.Flags().StringVar(&build.version, "version", "", "version of every Go image and its binary (v0.2.0); default: each module's from git describe")
+	cmd.Flags().StringVar(&build.revision, "revision", "", "git commit of every Go image and its binary; default: the checkout's")
+	cmd.Flags().StringVar(&build.source, "source", "", "URL of the source repository, for the images' annotations")
 	return cmd
 }
 
@@ -172,28 +184,49 @@ func tarballName(tag, out string) (string, error) {
 	return filepath.Join(out, filepath.Base(ref.RepositoryStr())+".tar"), nil
 }
 
-func buildGoImage(tag, dir, out string) (string, error) {
+// goBuild is what the images tool's flags say every Go image is.
+type goBuild struct{ version, revision, source string }
+
+// provenance completes b for the main package in dir from git where a flag left it out.
+func (b goBuild) provenance(dir string) (ociimage.Provenance, error) {
+	p := ociimage.Provenance{Version: b.version, Revision: b.revision, Source: b.source}
+	var err error
+	if p.Version == "" {
+		if p.Version, err = gitversion.ModuleVersion(dir); err != nil {
+			return p, err
+		}
+	}
+	if p.Revision == "" {
+		if p.Revision, err = gitversion.Revision(dir); err != nil {
+			return p, err
+		}
+	}
+	return p, nil
+}
+
+func buildGoImage(tag, dir, out string, build goBuild) (string, error) {
 	file, err := tarballName(tag, out)
 	if err != nil {
 		return "", err
 	}
-	abs, err := filepath.Abs(dir)
+	provenance, err := build.provenance(dir)
 	if err != nil {
 		return "", err
 	}
 	binary := file + ".bin"
-	build := exec.Command("go", "build", "-ldflags=-s -w", "-o", binary, ".")
-	build.Dir = abs
-	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return "", fmt.Errorf("go build in %s: %w", dir, err)
+	if err := ociimage.CompileGo(dir, binary, ociimage.GoBuild{LDFlags: version.LDFlags(provenance.Version, provenance.Revision)}); err != nil {
+		return "", err
 	}
 	defer func() { _ = os.Remove(binary) }() // a leftover is overwritten by the next build
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
 	spec, err := ociimage.Binary(binary, "/"+filepath.Base(abs))
 	if err != nil {
 		return "", err
 	}
+	spec.Annotations = provenance.Annotations()
 	img, err := ociimage.Build(spec)
 	if err != nil {
 		return "", err

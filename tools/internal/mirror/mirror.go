@@ -28,7 +28,7 @@ func Serve(ctx context.Context, listen, imagesDir string) error {
 	if err != nil {
 		return err
 	}
-	server := &http.Server{Handler: registry.New(registry.Logger(log.New(os.Stderr, "registry ", log.LstdFlags))), ReadHeaderTimeout: 10 * time.Second}
+	server := &http.Server{Handler: Handler(log.New(os.Stderr, "registry ", log.LstdFlags)), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- server.Serve(listener) }()
 	tarballs, _ := filepath.Glob(filepath.Join(imagesDir, "*.tar"))
@@ -50,6 +50,12 @@ func Serve(ctx context.Context, listen, imagesDir string) error {
 		}
 		return err
 	}
+}
+
+// Handler is the registry: an OCI distribution API that keeps what is pushed to it in memory,
+// images and other artifacts (Helm charts) alike.
+func Handler(logger *log.Logger) http.Handler {
+	return registry.New(registry.Logger(logger))
 }
 
 // Push pushes every tagged image of an image tarball to the registry at

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -40,6 +41,37 @@ type Spec struct {
 	Cmd        []string
 	User       string
 	Env        []string
+	// Annotations are written twice: as the config's labels (docker inspect, crane config) and
+	// as the manifest's annotations (registries, crane manifest). A docker archive (Write) keeps
+	// only the labels: its format has no manifest of its own.
+	Annotations map[string]string
+}
+
+// Provenance is where an image comes from.
+type Provenance struct {
+	Version  string // v0.2.0
+	Revision string // the git commit
+	Source   string // URL of the source repository
+}
+
+// OCI annotation keys (github.com/opencontainers/image-spec, annotations.md).
+const (
+	AnnotationVersion  = "org.opencontainers.image.version"
+	AnnotationRevision = "org.opencontainers.image.revision"
+	AnnotationSource   = "org.opencontainers.image.source"
+)
+
+// Annotations are p as OCI annotations; empty fields are left out. There is no
+// org.opencontainers.image.created: every image is dated 1970 (epoch), so that the same inputs
+// give the same digest, and a build date would break that.
+func (p Provenance) Annotations() map[string]string {
+	out := map[string]string{}
+	for key, value := range map[string]string{AnnotationVersion: p.Version, AnnotationRevision: p.Revision, AnnotationSource: p.Source} {
+		if value != "" {
+			out[key] = value
+		}
+	}
+	return out
 }
 
 // epoch is every file's time: the same inputs give the same image digest.
@@ -67,7 +99,20 @@ func Build(spec Spec) (v1.Image, error) {
 	config.Config.Cmd = spec.Cmd
 	config.Config.User = spec.User
 	config.Config.Env = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, spec.Env...)
-	return mutate.ConfigFile(img, config)
+	if len(spec.Annotations) > 0 {
+		config.Config.Labels = maps.Clone(spec.Annotations)
+	}
+	if img, err = mutate.ConfigFile(img, config); err != nil {
+		return nil, err
+	}
+	if len(spec.Annotations) == 0 {
+		return img, nil
+	}
+	annotated, ok := mutate.Annotations(img, maps.Clone(spec.Annotations)).(v1.Image)
+	if !ok {
+		return nil, fmt.Errorf("annotating the image's manifest: not an image")
+	}
+	return annotated, nil
 }
 
 // Write writes img as an image tarball tagged with every tag.

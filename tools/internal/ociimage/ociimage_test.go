@@ -3,9 +3,12 @@ package ociimage
 import (
 	"archive/tar"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 func TestBinaryImage(t *testing.T) {
@@ -136,5 +139,60 @@ func TestDirImage(t *testing.T) {
 	}
 	if h, ok := files["usr/local/bin/"]; !ok || h.Typeflag != tar.TypeDir {
 		t.Errorf("usr/local/bin in layer: %+v", h)
+	}
+}
+
+func TestProvenanceIsInLabelsAndManifestAnnotations(t *testing.T) {
+	binary := filepath.Join(t.TempDir(), "tool")
+	if err := os.WriteFile(binary, []byte("#!binary"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	spec, err := Binary(binary, "/tool")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.Annotations = Provenance{Version: "v0.2.0", Revision: "0123456789abcdef", Source: "https://example.org/quarks-job"}.Annotations()
+	img, err := Build(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"org.opencontainers.image.version":  "v0.2.0",
+		"org.opencontainers.image.revision": "0123456789abcdef",
+		"org.opencontainers.image.source":   "https://example.org/quarks-job",
+	}
+	config, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(config.Config.Labels, want) {
+		t.Errorf("config labels %v, want %v", config.Config.Labels, want)
+	}
+	manifest, err := img.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(manifest.Annotations, want) {
+		t.Errorf("manifest annotations %v, want %v", manifest.Annotations, want)
+	}
+	if manifest.MediaType != types.OCIManifestSchema1 {
+		t.Errorf("manifest media type %s, want %s", manifest.MediaType, types.OCIManifestSchema1)
+	}
+	if _, ok := config.Config.Labels["org.opencontainers.image.created"]; ok || !config.Created.Equal(epoch) {
+		t.Errorf("created %v and label %q: want the epoch and no label, so digests stay reproducible", config.Created, config.Config.Labels["org.opencontainers.image.created"])
+	}
+
+	again, err := Build(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d1, _ := img.Digest()
+	d2, _ := again.Digest()
+	if d1 != d2 {
+		t.Errorf("the same inputs gave digests %s and %s", d1, d2)
+	}
+	// An empty field is left out rather than written empty.
+	if got := (Provenance{Version: "v1"}).Annotations(); !maps.Equal(got, map[string]string{"org.opencontainers.image.version": "v1"}) {
+		t.Errorf("annotations of a version alone: %v", got)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
 	"go.uber.org/zap/zapcore"
@@ -26,10 +27,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"code.cloudfoundry.org/quarks-job/api/upload"
+	"code.cloudfoundry.org/quarks-job/api/version"
 	"code.cloudfoundry.org/quarks-job/webhook/internal/certs"
 	"code.cloudfoundry.org/quarks-job/webhook/internal/endpoints"
 	"code.cloudfoundry.org/quarks-job/webhook/internal/inject"
@@ -52,8 +55,10 @@ func command() (*cobra.Command, *viper.Viper) {
 		Short:         "QuarksJob admission webhook: persister injection, QuarksJob validation, certificates",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version.Get().String(),
 		RunE:          func(*cobra.Command, []string) error { return run(v) },
 	}
+	cmd.SetVersionTemplate("{{.Name}} {{.Version}}\n")
 	defaults := inject.DefaultConfig()
 	f := cmd.Flags()
 	f.String("namespace", "", "namespace of the webhook and its certificate Secrets (required with --manage-certificates)")
@@ -180,8 +185,21 @@ func run(v *viper.Viper) error {
 			return err
 		}
 	}
-	log.Info("starting", "persisterImage", injectCfg.Image, "outputEndpoint", injectCfg.Endpoint, "manageCertificates", certMgr != nil)
+	build := version.Get()
+	metrics.Registry.MustRegister(buildInfo(build))
+	log.Info("starting", "version", build.Version, "revision", build.Revision, "goVersion", build.GoVersion, "persisterImage", injectCfg.Image, "outputEndpoint", injectCfg.Endpoint, "manageCertificates", certMgr != nil)
 	return mgr.Start(ctrl.SetupSignalHandler())
+}
+
+// buildInfo is the webhook's build_info series on the manager's metrics endpoint.
+func buildInfo(build version.Info) prometheus.Collector {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        version.MetricName,
+		Help:        "Always 1; the labels are the running binary's component, version, git revision and Go version.",
+		ConstLabels: build.Labels("webhook"),
+	})
+	g.Set(1)
+	return g
 }
 
 func injectConfig(v *viper.Viper) (inject.Config, error) {

@@ -1,11 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"slices"
+	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap/zapcore"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"code.cloudfoundry.org/quarks-job/api/version"
 )
 
 func TestFlagsFromTheEnvironment(t *testing.T) {
@@ -75,5 +81,30 @@ func TestLogLevel(t *testing.T) {
 		if err := logLevel(value, &zap.Options{}); err == nil {
 			t.Errorf("%s: accepted", value)
 		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	cmd, _ := command()
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetArgs([]string{"--version"})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if want := "webhook " + version.Get().String() + "\n"; out.String() != want {
+		t.Errorf("--version printed %q, want %q", out.String(), want)
+	}
+}
+
+func TestBuildInfo(t *testing.T) {
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(buildInfo(version.Info{Version: "v0.2.0", Revision: "abc", GoVersion: "go1.26.8"}))
+	want := `# HELP quarks_job_build_info Always 1; the labels are the running binary's component, version, git revision and Go version.
+# TYPE quarks_job_build_info gauge
+quarks_job_build_info{component="webhook",goversion="go1.26.8",revision="abc",version="v0.2.0"} 1
+`
+	if err := testutil.GatherAndCompare(registry, strings.NewReader(want)); err != nil {
+		t.Error(err)
 	}
 }
