@@ -29,3 +29,23 @@ func TestPercentile(t *testing.T) {
 		}
 	}
 }
+
+func TestFirstSeen(t *testing.T) {
+	var s FirstSeen
+	t0 := time.Unix(100, 0)
+	go func() {
+		s.Mark("a", t0)
+		s.Mark("a", t0.Add(time.Second)) // not the first time: ignored
+	}()
+	if got := s.Await(t, "a"); !got.Equal(t0) {
+		t.Errorf("Await(a) = %v, want %v", got, t0)
+	}
+	s.Mark("b", t0.Add(2*time.Second))
+	s.WaitCount(t, "keys", 2)
+	if got := s.Last(); !got.Equal(t0.Add(2 * time.Second)) {
+		t.Errorf("Last = %v, want b's time", got)
+	}
+	if _, ok := s.When("c"); ok {
+		t.Error("c was never seen")
+	}
+}

@@ -30,99 +30,11 @@ import (
 // They print their figures with b.ReportMetric; tools/cmd/benchtable holds
 // the goals.
 
-// firstSeen records when each name was first seen, and lets a benchmark
-// wait for a name without polling.
-type firstSeen struct {
-	mu      sync.Mutex
-	at      map[string]time.Time
-	waiting map[string]chan struct{}
-}
-
-func (s *firstSeen) mark(name string, at time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, dup := s.at[name]; dup {
-		return
-	}
-	if s.at == nil {
-		s.at = map[string]time.Time{}
-	}
-	s.at[name] = at
-	if ch, ok := s.waiting[name]; ok {
-		close(ch)
-		delete(s.waiting, name)
-	}
-}
-
-func (s *firstSeen) when(name string) (time.Time, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t, ok := s.at[name]
-	return t, ok
-}
-
-// await waits up to 20 s for name to be seen and returns when it was.
-func (s *firstSeen) await(b testing.TB, name string) time.Time {
-	b.Helper()
-	s.mu.Lock()
-	at, ok := s.at[name]
-	ch := s.waiting[name]
-	if !ok && ch == nil {
-		if s.waiting == nil {
-			s.waiting = map[string]chan struct{}{}
-		}
-		ch = make(chan struct{})
-		s.waiting[name] = ch
-	}
-	s.mu.Unlock()
-	if ok {
-		return at
-	}
-	select {
-	case <-ch:
-	case <-time.After(20 * time.Second):
-		b.Fatalf("%s not seen after 20 s", name)
-	}
-	at, _ = s.when(name)
-	return at
-}
-
-func (s *firstSeen) count() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.at)
-}
-
-// waitCount waits up to 5 minutes until n names were seen.
-func (s *firstSeen) waitCount(b testing.TB, what string, n int) {
-	b.Helper()
-	deadline := time.Now().Add(5 * time.Minute)
-	for s.count() < n {
-		if time.Now().After(deadline) {
-			b.Fatalf("%d of %d %s after 5 minutes", s.count(), n, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// last is when the last name was first seen.
-func (s *firstSeen) last() time.Time {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var last time.Time
-	for _, t := range s.at {
-		if t.After(last) {
-			last = t
-		}
-	}
-	return last
-}
-
 // jobWatch reports when each Job in a namespace was created, and when it was
 // first seen resumed: a run has started when its Job is resumed (the
 // controller creates it suspended and resumes it once the run is recorded).
 type jobWatch struct {
-	created, resumed firstSeen
+	created, resumed latencies.FirstSeen
 }
 
 func watchJobs(b *testing.B, ns string) *jobWatch {
@@ -139,9 +51,9 @@ func watchJobs(b *testing.B, ns string) *jobWatch {
 			if !ok || (e.Type != watch.Added && e.Type != watch.Modified) {
 				continue
 			}
-			jw.created.mark(job.Name, now)
+			jw.created.Mark(job.Name, now)
 			if job.Spec.Suspend == nil || !*job.Spec.Suspend {
-				jw.resumed.mark(job.Name, now)
+				jw.resumed.Mark(job.Name, now)
 			}
 		}
 	}()
@@ -173,8 +85,8 @@ func BenchmarkTriggerToJob(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			measured = append(measured, jw.created.await(b, name+"-1").Sub(start))
-			jw.resumed.await(b, name+"-1")
+			measured = append(measured, jw.created.Await(b, name+"-1").Sub(start))
+			jw.resumed.Await(b, name+"-1")
 		}
 		latencies.Report(b, "trigger-to-job", measured)
 	}
@@ -252,8 +164,8 @@ func onceFanIn(b *testing.B, total, parallelism int) (time.Duration, int64) {
 	inParallel(b, total, parallelism, func(i int) error {
 		return k8s.Create(ctx, newQJob(ns, fmt.Sprintf("q%d", i), qjv1.StrategyOnce))
 	})
-	jw.resumed.waitCount(b, "runs started", total)
-	return jw.resumed.last().Sub(start), counting.writes.Load()
+	jw.resumed.WaitCount(b, "runs started", total)
+	return jw.resumed.Last().Sub(start), counting.writes.Load()
 }
 
 // timeWrites makes, with plain calls and the given parallelism, the API
