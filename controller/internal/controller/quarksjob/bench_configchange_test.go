@@ -21,8 +21,9 @@ func BenchmarkConfigChangeFanOut(b *testing.B) {
 	const total, parallelism = 500, 8
 	for range b.N {
 		servingQuarksJobs(b)
-		op := startOperator(b, nil)
 		ns := namespace(b)
+		op := startOperatorIn(b, ns, nil)
+		op.waitSynced()
 		createConfigMap(b, ns, "shared", map[string]string{"k": "0"})
 		jw := watchJobs(b, ns)
 		inParallel(b, total, parallelism, func(i int) error {

@@ -69,8 +69,8 @@ func BenchmarkTriggerToJob(b *testing.B) {
 	const triggers, parallelism = 1000, 8
 	for range b.N {
 		servingQuarksJobs(b)
-		startOperator(b, nil)
 		ns := namespace(b)
+		startOperatorIn(b, ns, nil).waitSynced()
 		inParallel(b, triggers, parallelism, func(i int) error {
 			return k8s.Create(ctx, newQJob(ns, fmt.Sprintf("errand%d", i), qjv1.StrategyManual))
 		})
@@ -153,12 +153,13 @@ func BenchmarkFanIn(b *testing.B) {
 func onceFanIn(b *testing.B, total, parallelism int) (time.Duration, int64) {
 	// crashAt 0 never crashes: the client only counts the writes.
 	counting := &crashingClient{jobsMade: &atomic.Int64{}}
-	op := startOperator(b, func(c client.Client, cancel context.CancelFunc) client.Client {
+	ns := namespace(b)
+	op := startOperatorIn(b, ns, func(c client.Client, cancel context.CancelFunc) client.Client {
 		counting.Client, counting.crash = c, cancel
 		return counting
 	})
 	defer op.stop()
-	ns := namespace(b)
+	op.waitSynced()
 	jw := watchJobs(b, ns)
 	start := time.Now()
 	inParallel(b, total, parallelism, func(i int) error {
