@@ -64,13 +64,17 @@ func watchJobs(b *testing.B, ns string) *jobWatch {
 // BenchmarkTriggerToJob (figure 8) measures the latency from patching
 // strategy "now" to the run's Job existing, over 1,000 triggers of an idle
 // controller: 1,000 errands, each triggered once, one after the other, the
-// next when the previous run has started (its Job resumed).
+// next when the previous run has started (its Job resumed). Beside it, the
+// floor: the same three writes in a row by plain calls (the user's patch,
+// the write that accepts the trigger, the Job), 1,000 times, without the
+// operator: what the API server alone takes on this machine.
 func BenchmarkTriggerToJob(b *testing.B) {
 	const triggers, parallelism = 1000, 8
 	for range b.N {
 		servingQuarksJobs(b)
 		ns := namespace(b)
-		startOperatorIn(b, ns, nil).waitSynced()
+		op := startOperatorIn(b, ns, nil)
+		op.waitSynced()
 		inParallel(b, triggers, parallelism, func(i int) error {
 			return k8s.Create(ctx, newQJob(ns, fmt.Sprintf("errand%d", i), qjv1.StrategyManual))
 		})
@@ -88,8 +92,46 @@ func BenchmarkTriggerToJob(b *testing.B) {
 			measured = append(measured, jw.created.Await(b, name+"-1").Sub(start))
 			jw.resumed.Await(b, name+"-1")
 		}
+		op.waitIdle()
+		op.stop()
 		latencies.Report(b, "trigger-to-job", measured)
+		latencies.Report(b, "trigger-floor", triggerFloor(b, triggers, parallelism))
 	}
+}
+
+// triggerFloor makes, n times in a row, the writes between a trigger and its
+// Job by plain calls, and returns how long each took.
+func triggerFloor(b *testing.B, n, parallelism int) []time.Duration {
+	ns := namespace(b)
+	qjobs := make([]*qjv1.QuarksJob, n)
+	inParallel(b, n, parallelism, func(i int) error {
+		qjobs[i] = newQJob(ns, fmt.Sprintf("errand%d", i), qjv1.StrategyManual)
+		return k8s.Create(ctx, qjobs[i])
+	})
+	took := make([]time.Duration, 0, n)
+	for _, qjob := range qjobs {
+		start := time.Now()
+		err := k8s.Patch(ctx, qjob, client.RawPatch(types.MergePatchType, []byte(`{"spec":{"trigger":{"strategy":"now"}}}`)))
+		if err == nil {
+			before := qjob.DeepCopy()
+			qjob.Spec.Trigger.Strategy = qjv1.StrategyManual
+			qjob.Annotations = map[string]string{}
+			qjv1.RunRequest{Run: 1, By: qjv1.RunTriggerNow, At: time.Now()}.Annotate(qjob.Annotations)
+			err = k8s.Patch(ctx, qjob, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+		}
+		var job *batchv1.Job
+		if err == nil {
+			job, err = runs.NewJob(qjob, runs.Run{Number: 1, By: qjv1.RunTriggerNow})
+		}
+		if err == nil {
+			err = k8s.Create(ctx, job)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		took = append(took, time.Since(start))
+	}
+	return took
 }
 
 // waitSettled waits until the controller has written the status of the n
@@ -166,7 +208,9 @@ func onceFanIn(b *testing.B, total, parallelism int) (time.Duration, int64) {
 		return k8s.Create(ctx, newQJob(ns, fmt.Sprintf("q%d", i), qjv1.StrategyOnce))
 	})
 	jw.resumed.WaitCount(b, "runs started", total)
-	return jw.resumed.Last().Sub(start), counting.writes.Load()
+	took := jw.resumed.Last().Sub(start)
+	op.waitIdle()
+	return took, counting.writes.Load()
 }
 
 // timeWrites makes, with plain calls and the given parallelism, the API

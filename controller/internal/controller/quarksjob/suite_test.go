@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
@@ -156,6 +157,47 @@ func launchOperator(t testing.TB, namespace string, wrap func(client.Client, con
 	go func() { op.done <- mgr.Start(ctx) }()
 	t.Cleanup(op.stop)
 	return op
+}
+
+// waitIdle waits until the operator's work queue is empty and no worker is
+// busy, by its metrics: stopping it then cancels no write.
+func (o *operator) waitIdle() {
+	o.t.Helper()
+	busy := func() (float64, error) {
+		families, err := ctrlmetrics.Registry.Gather()
+		if err != nil {
+			return 0, err
+		}
+		total := 0.0
+		for _, f := range families {
+			if f.GetName() != "workqueue_depth" && f.GetName() != "controller_runtime_active_workers" {
+				continue
+			}
+			for _, m := range f.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if (l.GetName() == "name" || l.GetName() == "controller") && l.GetValue() == "quarksjob" {
+						total += m.GetGauge().GetValue()
+						break
+					}
+				}
+			}
+		}
+		return total, nil
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		n, err := busy()
+		if err != nil {
+			o.t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			o.t.Fatalf("the operator is still busy after a minute: %v queued or in progress", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func (o *operator) stop() {
