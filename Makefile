@@ -99,10 +99,11 @@ bench: kube ## Measure the performance figures (docs/performance.md) against a l
 	@mkdir -p $(BENCH_DIR)
 	@raw=$(BENCH_DIR)/raw-$$(date -u +%Y%m%dT%H%M%SZ).txt; status=0; \
 	echo "--- make bench: about 15 minutes on 2 cores; raw output in $$raw"; \
+	echo "--- $$(date -u +%Y-%m-%dT%H:%MZ), $$(nproc) cores, $$(awk '/MemTotal/ {printf "%.0f", $$2/1048576}' /proc/meminfo) GiB, load average before: $$(cut -d' ' -f1-3 /proc/loadavg)"; \
 	(cd controller && go test -p 1 -run '^$$' -bench '$(BENCH_FIGURES)' -benchtime 1x -count $(BENCH_COUNT) -timeout 60m $(BENCH_PACKAGES)) \
 		2>&1 | tee $$raw || status=$$?; \
 	cp $$raw $(BENCH_DIR)/last.txt; \
-	echo "--- $$(date -u +%Y-%m-%dT%H:%MZ), $$(nproc) cores, $$(free -g | awk '/^Mem:/ {print $$2}') GiB, load average $$(cut -d' ' -f1-3 /proc/loadavg)"; \
+	echo "--- $$(date -u +%Y-%m-%dT%H:%MZ), load average after: $$(cut -d' ' -f1-3 /proc/loadavg)"; \
 	(cd tools && go run ./cmd/benchtable $$raw) || status=1; \
 	echo "--- compare two runs: cd tools && go tool benchstat $(BENCH_DIR)/raw-A.txt $(BENCH_DIR)/raw-B.txt"; \
 	exit $$status
