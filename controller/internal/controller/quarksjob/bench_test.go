@@ -164,41 +164,63 @@ func waitSettled(b *testing.B, ns string, n int) {
 // "once" and measures the time until every run has started (its Job is
 // resumed), next to the floor: the same API writes that the runs need by the
 // contract, made by plain calls with the same parallelism, in the same run,
-// without the operator. It reports both times, their ratio, the operator's
-// writes per run next to the floor's, and the growth from 100 to 1,000: the
-// operator's time per QuarksJob at 1,000 over that at 100.
+// without the operator. The operator and the floor take turns, 5 times at
+// 100 and twice at 1,000, so that a change in the machine's load between
+// them weighs on both; the times are the sums. It reports both times, their
+// ratio, the operator's writes and API reads per run next to the floor's
+// writes, and the growth from 100 to 1,000: the operator's time per
+// QuarksJob at 1,000 over that at 100.
 func BenchmarkFanIn(b *testing.B) {
 	const parallelism = 8
+	rounds := map[int]int{100: 5, 1000: 2}
 	for range b.N {
 		servingQuarksJobs(b)
 		var perQJob [2]float64
 		for i, total := range []int{100, 1000} {
-			operator, writes := onceFanIn(b, total, parallelism)
-			floor := timeWrites(b, total, parallelism, func(ns string) func(i int) error {
-				return func(i int) error { return onceRunWrites(ns, i) }
-			})
+			var operator, floor time.Duration
+			var writes, reads int64
+			for range rounds[total] {
+				run := onceFanIn(b, total, parallelism)
+				operator += run.took
+				writes += run.writes
+				reads += run.reads
+				floor += timeWrites(b, total, parallelism, func(ns string) func(i int) error {
+					return func(i int) error { return onceRunWrites(ns, i) }
+				})
+			}
+			runCount := float64(total * rounds[total])
 			b.ReportMetric(operator.Seconds(), fmt.Sprintf("operator-%d-s", total))
 			b.ReportMetric(floor.Seconds(), fmt.Sprintf("floor-%d-s", total))
 			b.ReportMetric(operator.Seconds()/floor.Seconds(), fmt.Sprintf("over-floor-%d", total))
-			b.ReportMetric(float64(writes)/float64(total), fmt.Sprintf("operator-writes-per-run-%d", total))
-			perQJob[i] = operator.Seconds() / float64(total)
+			b.ReportMetric(float64(writes)/runCount, fmt.Sprintf("operator-writes-per-run-%d", total))
+			b.ReportMetric(float64(reads)/runCount, fmt.Sprintf("operator-api-reads-per-run-%d", total))
+			perQJob[i] = operator.Seconds() / runCount
 		}
 		b.ReportMetric(onceRunWriteCount, "floor-writes-per-run")
 		b.ReportMetric(perQJob[1]/perQJob[0], "growth-100-to-1000")
 	}
 }
 
+// fanInRun is what one operator run of BenchmarkFanIn took and did.
+type fanInRun struct {
+	took          time.Duration
+	writes, reads int64
+}
+
 // onceFanIn creates total one-offs with the given parallelism while the
-// operator runs, and returns the time until all their runs started and the
+// operator runs, and returns the time until all their runs started, and the
 // writes the reconciler made meanwhile (Events, which the recorder sends,
-// are not counted).
-func onceFanIn(b *testing.B, total, parallelism int) (time.Duration, int64) {
+// are not counted) and its reads from the API server (not the cache).
+func onceFanIn(b *testing.B, total, parallelism int) fanInRun {
 	// crashAt 0 never crashes: the client only counts the writes.
 	counting := &crashingClient{jobsMade: &atomic.Int64{}}
+	var reads atomic.Int64
 	ns := namespace(b)
-	op := startOperatorIn(b, ns, func(c client.Client, cancel context.CancelFunc) client.Client {
+	op := launchOperator(b, ns, func(c client.Client, cancel context.CancelFunc) client.Client {
 		counting.Client, counting.crash = c, cancel
 		return counting
+	}, func(r *Reconciler) {
+		r.APIReader = countingReader{Reader: r.APIReader, reads: &reads}
 	})
 	defer op.stop()
 	op.waitSynced()
@@ -210,7 +232,23 @@ func onceFanIn(b *testing.B, total, parallelism int) (time.Duration, int64) {
 	jw.resumed.WaitCount(b, "runs started", total)
 	took := jw.resumed.Last().Sub(start)
 	op.waitIdle()
-	return took, counting.writes.Load()
+	return fanInRun{took: took, writes: counting.writes.Load(), reads: reads.Load()}
+}
+
+// countingReader counts the reads made through it.
+type countingReader struct {
+	client.Reader
+	reads *atomic.Int64
+}
+
+func (c countingReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	c.reads.Add(1)
+	return c.Reader.Get(ctx, key, obj, opts...)
+}
+
+func (c countingReader) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	c.reads.Add(1)
+	return c.Reader.List(ctx, list, opts...)
 }
 
 // timeWrites makes, with plain calls and the given parallelism, the API
