@@ -262,6 +262,9 @@ func waitRunsStarted(b *testing.B, c client.Client, ns string, n int) []batchv1.
 	}
 }
 
+// chartMemoryLimit is the controller's memory limit in the chart's values.yaml.
+const chartMemoryLimit = 256 << 20
+
 // operatorProcess is the operator binary running against the control plane.
 type operatorProcess struct {
 	cmd        *exec.Cmd
@@ -281,6 +284,9 @@ func startOperatorProcess(b *testing.B, binary, kubeconfig, ns, certDir string) 
 		"--metrics-bind-address", p.metrics, "--health-probe-bind-address", p.health,
 		"--output-bind-address", p.outputAddr, "--output-cert-dir", certDir)
 	p.cmd.Stderr = os.Stderr
+	// The soft memory limit the operator sets itself in the chart's pod (90%
+	// of its memory limit), which this process has no cgroup to read from.
+	p.cmd.Env = append(os.Environ(), fmt.Sprintf("GOMEMLIMIT=%d", chartMemoryLimit*9/10))
 	p.started = time.Now()
 	must(b, p.cmd.Start())
 	b.Cleanup(func() {

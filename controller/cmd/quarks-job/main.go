@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
 	"go.uber.org/zap/zapcore"
@@ -100,6 +101,13 @@ func run(v *viper.Viper) error {
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	ctrl.SetLogger(zap.New(zap.Level(level)))
+	// Go does not know its container's memory limit: under load (a burst of
+	// uploads with many QuarksJobs cached) the heap grows past it and the
+	// controller is killed. A soft limit of 90% of the cgroup's makes the
+	// garbage collector work harder first; GOMEMLIMIT, when set, wins.
+	if _, err := memlimit.Set(memlimit.WithRatio(0.9), memlimit.WithProvider(memlimit.FromCgroup)); err != nil {
+		ctrl.Log.Error(err, "setting the Go memory limit from the container's; going on without")
+	}
 
 	if path := v.GetString("kubeconfig"); path != "" {
 		// controller-runtime's config loader reads the KUBECONFIG variable.
