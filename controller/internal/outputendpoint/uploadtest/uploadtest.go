@@ -159,23 +159,27 @@ func (c Client) Post(ctx context.Context, bearer string, req *upload.Request) (i
 }
 
 // Send uploads until the endpoint acknowledges the upload, as the
-// persister does: a 429 or 503 is tried again after a backoff that starts at
-// 250 ms and doubles up to 4 s, at most 20 times. It returns the number of
-// retries, and an error for any other answer than 200 without problems.
+// persister does: a failed connection, a 429 or a 503 is tried again after a
+// backoff that starts at 250 ms and doubles up to 4 s, at most 20 times. It
+// returns the number of retries, and an error for any other answer than 200
+// without problems, or for the last failure.
 func (c Client) Send(ctx context.Context, bearer string, req *upload.Request) (int, error) {
+	const maxRetries = 20
 	backoff := 250 * time.Millisecond
 	for retries := 0; ; retries++ {
 		status, answer, err := c.Post(ctx, bearer, req)
 		switch {
-		case err != nil:
-			return retries, err
-		case status == http.StatusOK && len(answer.Problems) == 0:
+		case err == nil && status == http.StatusOK && len(answer.Problems) == 0:
 			return retries, nil
-		case (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) && retries < 20:
-			time.Sleep(backoff)
-			backoff = min(2*backoff, 4*time.Second)
-		default:
+		case err == nil && status != http.StatusTooManyRequests && status != http.StatusServiceUnavailable:
 			return retries, fmt.Errorf("the endpoint refused the upload: HTTP %d, problems %q", status, answer.Problems)
+		case retries == maxRetries:
+			if err == nil {
+				err = fmt.Errorf("HTTP %d, problems %q", status, answer.Problems)
+			}
+			return retries, fmt.Errorf("the upload was not acknowledged after %d tries: %w", retries+1, err)
 		}
+		time.Sleep(backoff)
+		backoff = min(2*backoff, 4*time.Second)
 	}
 }
