@@ -98,7 +98,7 @@ BENCH_FIGURES  := ^Benchmark(FanIn|TriggerToJob|ExitToSecret|Scale)$$
 bench: kube ## Measure the performance figures (docs/performance.md) against a local API server and print the pass/fail table; raw output in bin/bench.
 	@mkdir -p $(BENCH_DIR)
 	@raw=$(BENCH_DIR)/raw-$$(date -u +%Y%m%dT%H%M%SZ).txt; status=0; \
-	echo "--- make bench: about 15 minutes on 2 cores; raw output in $$raw"; \
+	echo "--- make bench: 11 minutes on 2 cores, more when they are busy; raw output in $$raw"; \
 	echo "--- $$(date -u +%Y-%m-%dT%H:%MZ), $$(nproc) cores, $$(awk '/MemTotal/ {printf "%.0f", $$2/1048576}' /proc/meminfo) GiB, load average before: $$(cut -d' ' -f1-3 /proc/loadavg)"; \
 	(cd controller && go test -p 1 -run '^$$' -bench '$(BENCH_FIGURES)' -benchtime 1x -count $(BENCH_COUNT) -timeout 60m $(BENCH_PACKAGES)) \
 		2>&1 | tee $$raw || status=$$?; \
