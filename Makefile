@@ -96,9 +96,26 @@ test: verify lint test-unit test-e2e-local ## Every test: generated files, lint,
 test-unit: kube ## Unit and integration (envtest) tests of every module.
 	for m in $(MODULES); do (cd $$m && go test $(GO_TEST_FLAGS) ./...); done
 
+# How many times make bench runs each benchmark; the table shows medians.
+BENCH_COUNT ?= 1
+BENCH_DIR   := $(BIN)/bench
+# The benchmarks of the figures of docs/performance.md, by package.
+BENCH_PACKAGES := ./internal/controller/quarksjob ./internal/outputendpoint ./cmd/quarks-job
+BENCH_FIGURES  := ^Benchmark(FanIn|TriggerToJob|ExitToSecret|Scale)$$
+
 .PHONY: bench
-bench: kube ## Run the benchmarks against a local API server and print their figures.
-	cd controller && go test -run '^$$' -bench . -benchtime 1x ./internal/controller/quarksjob
+bench: kube ## Measure the performance figures (docs/performance.md) against a local API server and print the pass/fail table; raw output in bin/bench.
+	@mkdir -p $(BENCH_DIR)
+	@raw=$(BENCH_DIR)/raw-$$(date -u +%Y%m%dT%H%M%SZ).txt; status=0; \
+	echo "--- make bench: 11 minutes on 2 cores, more when they are busy; raw output in $$raw"; \
+	echo "--- $$(date -u +%Y-%m-%dT%H:%MZ), $$(nproc) cores, $$(awk '/MemTotal/ {printf "%.0f", $$2/1048576}' /proc/meminfo) GiB, load average before: $$(cut -d' ' -f1-3 /proc/loadavg)"; \
+	(cd controller && go test -p 1 -run '^$$' -bench '$(BENCH_FIGURES)' -benchtime 1x -count $(BENCH_COUNT) -timeout 60m $(BENCH_PACKAGES)) \
+		2>&1 | tee $$raw || status=$$?; \
+	cp $$raw $(BENCH_DIR)/last.txt; \
+	echo "--- $$(date -u +%Y-%m-%dT%H:%MZ), load average after: $$(cut -d' ' -f1-3 /proc/loadavg)"; \
+	(cd tools && go run ./cmd/benchtable $$raw) || status=1; \
+	echo "--- compare two runs: cd tools && go tool benchstat $(BENCH_DIR)/raw-A.txt $(BENCH_DIR)/raw-B.txt"; \
+	exit $$status
 
 .PHONY: run
 run: kube ## Start a local control plane, install the CRD and run the operator against it.

@@ -4,12 +4,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"time"
 	"unicode"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
 	"go.uber.org/zap/zapcore"
@@ -103,6 +106,13 @@ func run(v *viper.Viper) error {
 	ctrl.SetLogger(zap.New(zap.Level(level)))
 	build := version.Get()
 	ctrl.Log.Info("starting quarks-job", "version", build.Version, "revision", build.Revision, "goVersion", build.GoVersion)
+	// Go does not know its container's memory limit: under load (a burst of
+	// uploads with many QuarksJobs cached) the heap grows past it and the
+	// controller is killed. A soft limit of 90% of the cgroup's makes the
+	// garbage collector work harder first; GOMEMLIMIT, when set, wins.
+	if _, err := memlimit.Set(memlimit.WithRatio(0.9), memlimit.WithProvider(memlimit.FromCgroup)); err != nil {
+		ctrl.Log.Error(err, "setting the Go memory limit from the container's; going on without")
+	}
 
 	if path := v.GetString("kubeconfig"); path != "" {
 		// controller-runtime's config loader reads the KUBECONFIG variable.
@@ -195,5 +205,23 @@ func run(v *viper.Viper) error {
 	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
 		return err
 	}
+	// Ready once the caches are filled: before that, the output endpoint
+	// cannot resolve an upload's pod and run, and would ask it to retry.
+	if err := mgr.AddReadyzCheck("caches", cachesSynced(mgr.GetCache())); err != nil {
+		return err
+	}
 	return mgr.Start(ctrl.SetupSignalHandler())
+}
+
+// cachesSynced is a readiness check that passes once the cache's informers
+// have synced.
+func cachesSynced(c cache.Cache) healthz.Checker {
+	return func(req *http.Request) error {
+		ctx, cancel := context.WithTimeout(req.Context(), time.Second)
+		defer cancel()
+		if !c.WaitForCacheSync(ctx) {
+			return errors.New("the caches have not synced yet")
+		}
+		return nil
+	}
 }

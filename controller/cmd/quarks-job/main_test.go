@@ -23,6 +23,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -73,41 +74,9 @@ func TestWatchedNamespacesAndMetrics(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the operator and starts a test API server")
 	}
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		assets, _ := filepath.Abs("../../../bin/kube") // where `make kube` puts them
-		t.Setenv("KUBEBUILDER_ASSETS", assets)
-	}
-	env := &envtest.Environment{CRDDirectoryPaths: []string{"../../../charts/quarks-job/files/crds"}, ErrorIfCRDPathMissing: true}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatalf("starting the test API server: %v", err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
-	scheme := clientScheme(t)
-	k8s, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	user, err := env.AddUser(envtest.User{Name: "operator", Groups: []string{"system:masters"}}, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig, err := user.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	kubeconfigPath := filepath.Join(dir, "kubeconfig")
-	if err := os.WriteFile(kubeconfigPath, kubeconfig, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	binary := filepath.Join(dir, "quarks-job")
-	// Linked as a release build is, so the version reaches the log and the metrics.
-	build := exec.Command("go", "build", "-ldflags", version.LDFlags("v0.0.0-test", "0123456789abcdef"), "-o", binary, ".")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		t.Fatal(err)
-	}
+	cp := startControlPlane(t, nil)
+	k8s, kubeconfigPath := cp.client, cp.kubeconfig
+	binary := buildOperator(t)
 
 	ctx := t.Context()
 	namespaces := map[string]string{}
@@ -250,7 +219,7 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-func freeAddress(t *testing.T) string {
+func freeAddress(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -260,7 +229,7 @@ func freeAddress(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func clientScheme(t *testing.T) *runtime.Scheme {
+func clientScheme(t testing.TB) *runtime.Scheme {
 	t.Helper()
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
@@ -283,4 +252,69 @@ func TestVersion(t *testing.T) {
 	if want := "quarks-job " + version.Get().String() + "\n"; out.String() != want {
 		t.Errorf("--version printed %q, want %q", out.String(), want)
 	}
+}
+
+// controlPlane is a test API server with the QuarksJob CRD, a client of it,
+// and a kubeconfig for the operator's own user, "operator" (in the
+// system:masters group).
+type controlPlane struct {
+	env        *envtest.Environment
+	client     client.Client
+	clientset  *kubernetes.Clientset
+	kubeconfig string
+}
+
+// operatorUser is the user the operator binary runs as in these tests.
+const operatorUser = "operator"
+
+// startControlPlane starts a test API server; configure, when not nil,
+// changes its environment before it starts (API server flags, say).
+func startControlPlane(tb testing.TB, configure func(*envtest.Environment)) *controlPlane {
+	tb.Helper()
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		assets, _ := filepath.Abs("../../../bin/kube") // where `make kube` puts them
+		tb.Setenv("KUBEBUILDER_ASSETS", assets)
+	}
+	env := &envtest.Environment{CRDDirectoryPaths: []string{"../../../charts/quarks-job/files/crds"}, ErrorIfCRDPathMissing: true}
+	if configure != nil {
+		configure(env)
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		tb.Fatalf("starting the test API server: %v", err)
+	}
+	tb.Cleanup(func() { _ = env.Stop() })
+	cp := &controlPlane{env: env}
+	if cp.client, err = client.New(cfg, client.Options{Scheme: clientScheme(tb)}); err != nil {
+		tb.Fatal(err)
+	}
+	if cp.clientset, err = kubernetes.NewForConfig(cfg); err != nil {
+		tb.Fatal(err)
+	}
+	user, err := env.AddUser(envtest.User{Name: operatorUser, Groups: []string{"system:masters"}}, cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	kubeconfig, err := user.KubeConfig()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cp.kubeconfig = filepath.Join(tb.TempDir(), "kubeconfig")
+	if err := os.WriteFile(cp.kubeconfig, kubeconfig, 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return cp
+}
+
+// buildOperator builds the operator binary and returns its path.
+func buildOperator(tb testing.TB) string {
+	tb.Helper()
+	binary := filepath.Join(tb.TempDir(), "quarks-job")
+	// Linked as a release build is, so the version reaches the log and the metrics.
+	build := exec.Command("go", "build", "-ldflags", version.LDFlags("v0.0.0-test", "0123456789abcdef"), "-o", binary, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		tb.Fatal(err)
+	}
+	return binary
 }

@@ -16,6 +16,7 @@ import (
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
 	"code.cloudfoundry.org/quarks-job/api/upload"
+	"code.cloudfoundry.org/quarks-job/controller/internal/outputendpoint/uploadtest"
 )
 
 func fullSpec() *qjv1.Output {
@@ -139,7 +140,7 @@ func TestUploadRefused(t *testing.T) {
 		pod := &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{batchv1.ControllerUidLabel: string(r.job.UID)},
 				OwnerReferences: []metav1.OwnerReference{*controllerRef("batch/v1", "Job", r.job.Name, r.job.UID)}},
-			Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, ServiceAccountName: "runner",
+			Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, ServiceAccountName: uploadtest.ServiceAccount,
 				InitContainers: []corev1.Container{{Name: upload.PersisterContainerName, Image: testPersisterImage, RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways)}},
 				Containers:     []corev1.Container{{Name: "gen", Image: "busybox"}, {Name: "fan", Image: "busybox"}}},
 		}
@@ -154,7 +155,7 @@ func TestUploadRefused(t *testing.T) {
 	boundToSecret := func() string {
 		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "anchor", Namespace: ns}}
 		must(t, k8s.Create(context.Background(), s))
-		tr, err := clientset.CoreV1().ServiceAccounts(ns).CreateToken(context.Background(), "runner", tokenRequestFor("Secret", s.Name, string(s.UID)), metav1.CreateOptions{})
+		tr, err := clientset.CoreV1().ServiceAccounts(ns).CreateToken(context.Background(), uploadtest.ServiceAccount, tokenRequestFor("Secret", s.Name, string(s.UID)), metav1.CreateOptions{})
 		must(t, err)
 		return tr.Status.Token
 	}()

@@ -1,7 +1,6 @@
 package outputendpoint
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/rand"
@@ -12,7 +11,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
-	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -31,6 +29,7 @@ import (
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
 	"code.cloudfoundry.org/quarks-job/api/upload"
+	"code.cloudfoundry.org/quarks-job/controller/internal/outputendpoint/uploadtest"
 )
 
 // testRun is a QuarksJob with one run: its Job and one pod.
@@ -61,7 +60,7 @@ func newRun(t testing.TB, ns, name string, spec *qjv1.Output, containers ...stri
 
 // podSpecOf is the pod spec of a run's containers, each running busybox.
 func podSpecOf(containers ...string) corev1.PodSpec {
-	podSpec := corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, ServiceAccountName: "runner"}
+	podSpec := corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, ServiceAccountName: uploadtest.ServiceAccount}
 	for _, c := range containers {
 		podSpec.Containers = append(podSpec.Containers, corev1.Container{Name: c, Image: "busybox"})
 	}
@@ -111,23 +110,7 @@ func (r *testRun) addPod(t testing.TB, name string, containers ...string) *corev
 
 func newPod(t testing.TB, ns, name string, owner *metav1.OwnerReference, containers ...string) *corev1.Pod {
 	t.Helper()
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Spec: corev1.PodSpec{
-			RestartPolicy: corev1.RestartPolicyNever, ServiceAccountName: "runner",
-			InitContainers: []corev1.Container{{Name: upload.PersisterContainerName, Image: testPersisterImage, RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways)}},
-		},
-	}
-	for _, c := range containers {
-		pod.Spec.Containers = append(pod.Spec.Containers, corev1.Container{Name: c, Image: "busybox"})
-	}
-	if owner != nil {
-		pod.OwnerReferences = []metav1.OwnerReference{*owner}
-		if owner.Kind == "Job" {
-			// The Job controller labels its pods with the Job's UID.
-			pod.Labels = map[string]string{batchv1.ControllerUidLabel: string(owner.UID)}
-		}
-	}
+	pod := uploadtest.Pod(ns, name, owner, testPersisterImage, containers...)
 	must(t, k8s.Create(context.Background(), pod))
 	return pod
 }
@@ -143,16 +126,7 @@ func exit(t testing.TB, pod *corev1.Pod, codes map[string]int32) {
 	ctx := context.Background()
 	fresh := &corev1.Pod{}
 	must(t, k8s.Get(ctx, client.ObjectKeyFromObject(pod), fresh))
-	fresh.Status.ContainerStatuses = nil
-	for _, c := range fresh.Spec.Containers {
-		st := corev1.ContainerStatus{Name: c.Name, Image: c.Image}
-		if code, ok := codes[c.Name]; ok {
-			st.State.Terminated = &corev1.ContainerStateTerminated{ExitCode: code, Reason: "Completed", FinishedAt: metav1.Now()}
-		} else {
-			st.State.Running = &corev1.ContainerStateRunning{StartedAt: metav1.Now()}
-		}
-		fresh.Status.ContainerStatuses = append(fresh.Status.ContainerStatuses, st)
-	}
+	uploadtest.Exit(fresh, codes)
 	must(t, k8s.Status().Update(ctx, fresh))
 }
 
@@ -160,15 +134,9 @@ func exit(t testing.TB, pod *corev1.Pod, codes map[string]int32) {
 // persister's projected volume.
 func token(t testing.TB, pod *corev1.Pod, audience string) string {
 	t.Helper()
-	tr, err := clientset.CoreV1().ServiceAccounts(pod.Namespace).CreateToken(context.Background(), "runner", &authnv1.TokenRequest{
-		Spec: authnv1.TokenRequestSpec{
-			Audiences:         []string{audience},
-			ExpirationSeconds: ptr.To[int64](600),
-			BoundObjectRef:    &authnv1.BoundObjectReference{APIVersion: "v1", Kind: "Pod", Name: pod.Name, UID: pod.UID},
-		},
-	}, metav1.CreateOptions{})
+	bearer, err := uploadtest.Token(context.Background(), clientset, pod, audience)
 	must(t, err)
-	return tr.Status.Token
+	return bearer
 }
 
 // tokenRequestFor asks for a token of audience quarks-job bound to any object.
@@ -180,35 +148,17 @@ func tokenRequestFor(kind, name, uid string) *authnv1.TokenRequest {
 	}}
 }
 
-// post uploads as the persister does and returns the status and answer.
+// post uploads once, as the persister does, and returns the status and answer.
 func post(t testing.TB, bearer string, req *upload.Request) (int, upload.Response) {
 	t.Helper()
-	body, err := json.Marshal(req)
+	status, answer, err := uploader.Post(context.Background(), bearer, req)
 	must(t, err)
-	httpReq, err := http.NewRequest(http.MethodPost, endpoint, bytes.NewReader(body))
-	must(t, err)
-	if bearer != "" {
-		httpReq.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	resp, err := https.Do(httpReq)
-	must(t, err)
-	defer func() { _ = resp.Body.Close() }()
-	var answer upload.Response
-	must(t, json.NewDecoder(resp.Body).Decode(&answer))
-	return resp.StatusCode, answer
+	return status, answer
 }
 
 // files builds an upload: container → file → content.
 func files(byContainer map[string]map[string]string) *upload.Request {
-	req := &upload.Request{}
-	for c, fs := range byContainer {
-		uc := upload.Container{Name: c}
-		for name, content := range fs {
-			uc.Files = append(uc.Files, upload.File{Name: name, Content: []byte(content)})
-		}
-		req.Containers = append(req.Containers, uc)
-	}
-	return req
+	return uploadtest.Files(byContainer)
 }
 
 // result reads the newest Result the endpoint recorded in the run's record

@@ -1,9 +1,10 @@
 package quarksjob
 
 import (
+	"context"
 	"fmt"
-	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,20 +18,23 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
+	"code.cloudfoundry.org/quarks-job/controller/internal/latencies"
 	"code.cloudfoundry.org/quarks-job/controller/internal/runs"
 )
 
-// Benchmarks against the envtest API server. Run them with
+// Benchmarks against the envtest API server: figures 7 (fan-in) and 8
+// (trigger → Job) of docs/performance.md. Run them with
 //
 //	make bench
 //
-// They print their figures with b.ReportMetric.
+// They print their figures with b.ReportMetric; tools/cmd/benchtable holds
+// the goals.
 
-// jobWatch reports when each Job in a namespace first appears.
+// jobWatch reports when each Job in a namespace was created, and when it was
+// first seen resumed: a run has started when its Job is resumed (the
+// controller creates it suspended and resumes it once the run is recorded).
 type jobWatch struct {
-	mu   sync.Mutex
-	seen map[string]time.Time
-	w    watch.Interface
+	created, resumed latencies.FirstSeen
 }
 
 func watchJobs(b *testing.B, ns string) *jobWatch {
@@ -39,15 +43,17 @@ func watchJobs(b *testing.B, ns string) *jobWatch {
 	if err != nil {
 		b.Fatal(err)
 	}
-	jw := &jobWatch{seen: map[string]time.Time{}, w: w}
+	jw := &jobWatch{}
 	go func() {
 		for e := range w.ResultChan() {
-			if job, ok := e.Object.(*batchv1.Job); ok && e.Type == watch.Added {
-				jw.mu.Lock()
-				if _, dup := jw.seen[job.Name]; !dup {
-					jw.seen[job.Name] = time.Now()
-				}
-				jw.mu.Unlock()
+			now := time.Now()
+			job, ok := e.Object.(*batchv1.Job)
+			if !ok || (e.Type != watch.Added && e.Type != watch.Modified) {
+				continue
+			}
+			jw.created.Mark(job.Name, now)
+			if job.Spec.Suspend == nil || !*job.Spec.Suspend {
+				jw.resumed.Mark(job.Name, now)
 			}
 		}
 	}()
@@ -55,127 +61,209 @@ func watchJobs(b *testing.B, ns string) *jobWatch {
 	return jw
 }
 
-func (jw *jobWatch) when(name string) (time.Time, bool) {
-	jw.mu.Lock()
-	defer jw.mu.Unlock()
-	t, ok := jw.seen[name]
-	return t, ok
-}
-
-func (jw *jobWatch) count() int {
-	jw.mu.Lock()
-	defer jw.mu.Unlock()
-	return len(jw.seen)
-}
-
-func percentile(sorted []time.Duration, p float64) time.Duration {
-	return sorted[int(float64(len(sorted)-1)*p)]
-}
-
-// BenchmarkTriggerToJob measures the latency from patching strategy "now" to
-// the run's Job existing, over 200 triggers (target: p99 under 250 ms).
+// BenchmarkTriggerToJob (figure 8) measures the latency from patching
+// strategy "now" to the run's Job existing, over 1,000 triggers of an idle
+// controller: 1,000 errands, each triggered once, one after the other, the
+// next when the previous run has started (its Job resumed). Beside it, the
+// floor: the same three writes in a row by plain calls (the user's patch,
+// the write that accepts the trigger, the Job), 1,000 times, without the
+// operator: what the API server alone takes on this machine.
 func BenchmarkTriggerToJob(b *testing.B) {
-	const triggers = 200
+	const triggers, parallelism = 1000, 8
 	for range b.N {
 		servingQuarksJobs(b)
-		startOperator(b, nil)
 		ns := namespace(b)
-		if err := k8s.Create(ctx, newQJob(ns, "errand", qjv1.StrategyManual)); err != nil {
-			b.Fatal(err)
-		}
+		op := startOperatorIn(b, ns, nil)
+		op.waitSynced()
+		inParallel(b, triggers, parallelism, func(i int) error {
+			return k8s.Create(ctx, newQJob(ns, fmt.Sprintf("errand%d", i), qjv1.StrategyManual))
+		})
+		waitSettled(b, ns, triggers)
 		jw := watchJobs(b, ns)
-		latencies := make([]time.Duration, 0, triggers)
-		for i := int64(1); i <= triggers; i++ {
-			qjob := getQJob(b, ns, "errand")
-			before := qjob.DeepCopy()
-			qjob.Spec.Trigger.Strategy = qjv1.StrategyNow
+		measured := make([]time.Duration, 0, triggers)
+		for i := range triggers {
+			name := fmt.Sprintf("errand%d", i)
 			start := time.Now()
-			if err := k8s.Patch(ctx, qjob, client.MergeFrom(before)); err != nil {
+			err := k8s.Patch(ctx, &qjv1.QuarksJob{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}},
+				client.RawPatch(types.MergePatchType, []byte(`{"spec":{"trigger":{"strategy":"now"}}}`)))
+			if err != nil {
 				b.Fatal(err)
 			}
-			name := fmt.Sprintf("errand-%d", i)
-			var created time.Time
-			eventually(b, "Job "+name, func() error {
-				var ok bool
-				if created, ok = jw.when(name); !ok {
-					return fmt.Errorf("not created")
-				}
-				return nil
-			})
-			latencies = append(latencies, created.Sub(start))
-			finishJob(b, ns, name, true)
-			waitStatus(b, ns, "errand", lastRun(i, qjv1.RunSucceeded))
+			measured = append(measured, jw.created.Await(b, name+"-1").Sub(start))
+			jw.resumed.Await(b, name+"-1")
 		}
-		sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
-		b.ReportMetric(float64(percentile(latencies, 0.50).Microseconds())/1000, "p50-ms")
-		b.ReportMetric(float64(percentile(latencies, 0.99).Microseconds())/1000, "p99-ms")
-		b.ReportMetric(float64(latencies[len(latencies)-1].Microseconds())/1000, "max-ms")
+		op.waitIdle()
+		op.stop()
+		latencies.Report(b, "trigger-to-job", measured)
+		latencies.Report(b, "trigger-floor", triggerFloor(b, triggers, parallelism))
 	}
 }
 
-// BenchmarkOnceFanIn creates 1,000 QuarksJobs with strategy "once" and
-// measures the time until all 1,000 Jobs exist, next to the time plain
-// client-go calls take to create the same 1,000 Jobs with the same
-// parallelism (target: ratio under 1.5), and next to the time plain calls
-// take to make the API writes the 1,000 runs need (the floor).
-func BenchmarkOnceFanIn(b *testing.B) {
-	const total, parallelism = 1000, 8
+// triggerFloor makes, n times in a row, the writes between a trigger and its
+// Job by plain calls, and returns how long each took.
+func triggerFloor(b *testing.B, n, parallelism int) []time.Duration {
+	ns := namespace(b)
+	qjobs := make([]*qjv1.QuarksJob, n)
+	inParallel(b, n, parallelism, func(i int) error {
+		qjobs[i] = newQJob(ns, fmt.Sprintf("errand%d", i), qjv1.StrategyManual)
+		return k8s.Create(ctx, qjobs[i])
+	})
+	took := make([]time.Duration, 0, n)
+	for _, qjob := range qjobs {
+		start := time.Now()
+		err := k8s.Patch(ctx, qjob, client.RawPatch(types.MergePatchType, []byte(`{"spec":{"trigger":{"strategy":"now"}}}`)))
+		if err == nil {
+			before := qjob.DeepCopy()
+			qjob.Spec.Trigger.Strategy = qjv1.StrategyManual
+			qjob.Annotations = map[string]string{}
+			qjv1.RunRequest{Run: 1, By: qjv1.RunTriggerNow, At: time.Now()}.Annotate(qjob.Annotations)
+			err = k8s.Patch(ctx, qjob, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+		}
+		var job *batchv1.Job
+		if err == nil {
+			job, err = runs.NewJob(qjob, runs.Run{Number: 1, By: qjv1.RunTriggerNow})
+		}
+		if err == nil {
+			err = k8s.Create(ctx, job)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		took = append(took, time.Since(start))
+	}
+	return took
+}
+
+// waitSettled waits until the controller has written the status of the n
+// QuarksJobs of ns, so that it is idle.
+func waitSettled(b *testing.B, ns string, n int) {
+	b.Helper()
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		list := &qjv1.QuarksJobList{}
+		if err := k8s.List(ctx, list, client.InNamespace(ns)); err != nil {
+			b.Fatal(err)
+		}
+		settled := 0
+		for _, q := range list.Items {
+			if q.Status.ObservedGeneration == q.Generation {
+				settled++
+			}
+		}
+		if settled == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("the controller wrote the status of %d of %d QuarksJobs in 5 minutes", settled, n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// BenchmarkFanIn (figure 7) creates 100, then 1,000 QuarksJobs with strategy
+// "once" and measures the time until every run has started (its Job is
+// resumed), next to the floor: the same API writes that the runs need by the
+// contract, made by plain calls with the same parallelism, in the same run,
+// without the operator. The operator and the floor take turns, 5 times at
+// 100 and twice at 1,000, so that a change in the machine's load between
+// them weighs on both; the times are the sums. It reports both times, their
+// ratio, the operator's writes and API reads per run next to the floor's
+// writes, and the growth from 100 to 1,000: the operator's time per
+// QuarksJob at 1,000 over that at 100.
+func BenchmarkFanIn(b *testing.B) {
+	const parallelism = 8
+	rounds := map[int]int{100: 5, 1000: 2}
 	for range b.N {
 		servingQuarksJobs(b)
-		op := startOperator(b, nil)
-
-		ns := namespace(b)
-		jw := watchJobs(b, ns)
-		start := time.Now()
-		inParallel(b, total, parallelism, func(i int) error {
-			return k8s.Create(ctx, newQJob(ns, fmt.Sprintf("q%d", i), qjv1.StrategyOnce))
-		})
-		// How long creating the QuarksJobs alone took: the floor of the operator's time.
-		b.ReportMetric(time.Since(start).Seconds(), "qjob-create-s")
-		waitCount(b, jw, total)
-		operator := lastSeen(jw).Sub(start)
-		op.stop()
-
-		reportAgainstPlain(b, operator, total, parallelism)
-		reportAgainstFloor(b, operator, total, parallelism, func(ns string) func(i int) error {
-			return func(i int) error { return onceRunWrites(ns, i) }
-		})
+		var perQJob [2]float64
+		for i, total := range []int{100, 1000} {
+			var operator, floor time.Duration
+			var writes, reads int64
+			for range rounds[total] {
+				run := onceFanIn(b, total, parallelism)
+				operator += run.took
+				writes += run.writes
+				reads += run.reads
+				floor += timeWrites(b, total, parallelism, func(ns string) func(i int) error {
+					return func(i int) error { return onceRunWrites(ns, i) }
+				})
+			}
+			runCount := float64(total * rounds[total])
+			b.ReportMetric(operator.Seconds(), fmt.Sprintf("operator-%d-s", total))
+			b.ReportMetric(floor.Seconds(), fmt.Sprintf("floor-%d-s", total))
+			b.ReportMetric(operator.Seconds()/floor.Seconds(), fmt.Sprintf("over-floor-%d", total))
+			b.ReportMetric(float64(writes)/runCount, fmt.Sprintf("operator-writes-per-run-%d", total))
+			b.ReportMetric(float64(reads)/runCount, fmt.Sprintf("operator-api-reads-per-run-%d", total))
+			perQJob[i] = operator.Seconds() / runCount
+		}
+		b.ReportMetric(onceRunWriteCount, "floor-writes-per-run")
+		b.ReportMetric(perQJob[1]/perQJob[0], "growth-100-to-1000")
 	}
 }
 
-// reportAgainstPlain creates total Jobs with plain client-go calls and the
-// given parallelism, and reports the operator's time next to theirs.
-func reportAgainstPlain(b *testing.B, operator time.Duration, total, parallelism int) {
-	ns := namespace(b)
-	jw := watchJobs(b, ns)
-	clientset := kubernetes.NewForConfigOrDie(testConfig)
-	template := newQJob(ns, "", qjv1.StrategyOnce).Spec.Template
-	start := time.Now()
-	inParallel(b, total, parallelism, func(i int) error {
-		job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("q%d-1", i), Namespace: ns}, Spec: template.Spec}
-		_, err := clientset.BatchV1().Jobs(ns).Create(ctx, job, metav1.CreateOptions{})
-		return err
-	})
-	waitCount(b, jw, total)
-	plain := lastSeen(jw).Sub(start)
-	b.ReportMetric(operator.Seconds(), "operator-s")
-	b.ReportMetric(plain.Seconds(), "plain-s")
-	b.ReportMetric(operator.Seconds()/plain.Seconds(), "ratio")
+// fanInRun is what one operator run of BenchmarkFanIn took and did.
+type fanInRun struct {
+	took          time.Duration
+	writes, reads int64
 }
 
-// reportAgainstFloor makes, with plain calls and the given parallelism, the
-// API writes that total runs need by the contract (the same objects the
-// operator writes), and reports the operator's time next to theirs: what the
-// operator adds on top of the API server's cost of its writes. writes returns
-// the writes of run i in a namespace; the operator must be stopped.
-func reportAgainstFloor(b *testing.B, operator time.Duration, total, parallelism int, writes func(ns string) func(i int) error) {
+// onceFanIn creates total one-offs with the given parallelism while the
+// operator runs, and returns the time until all their runs started, and the
+// writes the reconciler made meanwhile (Events, which the recorder sends,
+// are not counted) and its reads from the API server (not the cache).
+func onceFanIn(b *testing.B, total, parallelism int) fanInRun {
+	// crashAt 0 never crashes: the client only counts the writes.
+	counting := &crashingClient{jobsMade: &atomic.Int64{}}
+	var reads atomic.Int64
+	ns := namespace(b)
+	op := launchOperator(b, ns, func(c client.Client, cancel context.CancelFunc) client.Client {
+		counting.Client, counting.crash = c, cancel
+		return counting
+	}, func(r *Reconciler) {
+		r.APIReader = countingReader{Reader: r.APIReader, reads: &reads}
+	})
+	defer op.stop()
+	op.waitSynced()
+	jw := watchJobs(b, ns)
+	start := time.Now()
+	inParallel(b, total, parallelism, func(i int) error {
+		return k8s.Create(ctx, newQJob(ns, fmt.Sprintf("q%d", i), qjv1.StrategyOnce))
+	})
+	jw.resumed.WaitCount(b, "runs started", total)
+	took := jw.resumed.Last().Sub(start)
+	op.waitIdle()
+	return fanInRun{took: took, writes: counting.writes.Load(), reads: reads.Load()}
+}
+
+// countingReader counts the reads made through it.
+type countingReader struct {
+	client.Reader
+	reads *atomic.Int64
+}
+
+func (c countingReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	c.reads.Add(1)
+	return c.Reader.Get(ctx, key, obj, opts...)
+}
+
+func (c countingReader) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	c.reads.Add(1)
+	return c.Reader.List(ctx, list, opts...)
+}
+
+// timeWrites makes, with plain calls and the given parallelism, the API
+// writes that total runs need by the contract (the same objects the
+// operator writes) and returns how long they took. writes returns the
+// writes of run i in a namespace; the operator must be stopped.
+func timeWrites(b *testing.B, total, parallelism int, writes func(ns string) func(i int) error) time.Duration {
 	run := writes(namespace(b))
 	start := time.Now()
 	inParallel(b, total, parallelism, run)
-	floor := time.Since(start)
-	b.ReportMetric(floor.Seconds(), "floor-s")
-	b.ReportMetric(operator.Seconds()/floor.Seconds(), "over-floor")
+	return time.Since(start)
 }
+
+// onceRunWriteCount is the number of writes onceRunWrites makes, Event included.
+const onceRunWriteCount = 6
 
 // onceRunWrites makes the writes of a one-off's first run: the user's
 // create, the trigger's acceptance, and the writes of startRunWrites.
@@ -194,8 +282,8 @@ func onceRunWrites(ns string, i int) error {
 	return startRunWrites(qjob, runs.Run{Number: 1, By: qjv1.RunTriggerOnce})
 }
 
-// startRunWrites makes the writes that start a run: its Job, the status
-// that records it, and the RunStarted Event.
+// startRunWrites makes the writes that start a run: its Job (suspended),
+// the status that records it, the RunStarted Event, and the Job's resume.
 func startRunWrites(qjob *qjv1.QuarksJob, run runs.Run) error {
 	job, err := runs.NewJob(qjob, run)
 	if err != nil {
@@ -209,7 +297,7 @@ func startRunWrites(qjob *qjv1.QuarksJob, run runs.Run) error {
 	if err := k8s.Status().Patch(ctx, qjob, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
 		return err
 	}
-	return k8s.Create(ctx, &eventsv1.Event{
+	err = k8s.Create(ctx, &eventsv1.Event{
 		ObjectMeta:          metav1.ObjectMeta{Namespace: qjob.Namespace, GenerateName: qjob.Name + "-"},
 		EventTime:           metav1.NowMicro(),
 		ReportingController: "quarks-job", ReportingInstance: "bench",
@@ -217,6 +305,10 @@ func startRunWrites(qjob *qjv1.QuarksJob, run runs.Run) error {
 		Regarding: corev1.ObjectReference{APIVersion: qjv1.GroupVersion.String(), Kind: "QuarksJob", Namespace: qjob.Namespace, Name: qjob.Name, UID: qjob.UID},
 		Note:      fmt.Sprintf("run %d started Job %s (trigger %s)", run.Number, job.Name, run.By),
 	})
+	if err != nil {
+		return err
+	}
+	return k8s.Patch(ctx, job, suspendPatch(job, false))
 }
 
 // servingQuarksJobs makes the API server ready to write QuarksJobs: the first
@@ -254,28 +346,6 @@ func inParallel(b *testing.B, total, parallelism int, f func(i int) error) {
 	for err := range errs {
 		b.Fatal(err)
 	}
-}
-
-func waitCount(b *testing.B, jw *jobWatch, n int) {
-	deadline := time.Now().Add(5 * time.Minute)
-	for jw.count() < n {
-		if time.Now().After(deadline) {
-			b.Fatalf("%d of %d Jobs after 5 minutes", jw.count(), n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func lastSeen(jw *jobWatch) time.Time {
-	jw.mu.Lock()
-	defer jw.mu.Unlock()
-	var last time.Time
-	for _, t := range jw.seen {
-		if t.After(last) {
-			last = t
-		}
-	}
-	return last
 }
 
 // BenchmarkWriteCost reports what each kind of write the runs make costs the

@@ -582,12 +582,17 @@ func (r *Reconciler) settleJob(ctx context.Context, qjob *qjv1.QuarksJob, obs *o
 	default:
 		return nil
 	}
-	patch := fmt.Sprintf(`{"metadata":{"uid":%q},"spec":{"suspend":%t}}`, job.UID, want)
-	err := r.Client.Patch(ctx, job, client.RawPatch(types.MergePatchType, []byte(patch)))
+	err := r.Client.Patch(ctx, job, suspendPatch(job, want))
 	if client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("setting suspend=%t on Job %s of run %d: %w", want, job.Name, last.Number, err)
 	}
 	return nil
+}
+
+// suspendPatch sets spec.suspend of job, only if it is still the same Job
+// (its UID): a Job of the same name created meanwhile is someone else's.
+func suspendPatch(job *batchv1.Job, suspend bool) client.Patch {
+	return client.RawPatch(types.MergePatchType, fmt.Appendf(nil, `{"metadata":{"uid":%q},"spec":{"suspend":%t}}`, job.UID, suspend))
 }
 
 // report emits the Events and metrics of the run transitions a status write

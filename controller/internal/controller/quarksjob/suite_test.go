@@ -17,10 +17,12 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
@@ -86,6 +88,18 @@ type operator struct {
 	t      testing.TB
 	cancel context.CancelFunc
 	done   chan error
+	cache  cache.Cache
+}
+
+// waitSynced waits until the operator's caches have synced: it is ready to
+// act on what happens from now on.
+func (o *operator) waitSynced() {
+	o.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if !o.cache.WaitForCacheSync(ctx) {
+		o.t.Fatal("the operator's caches did not sync within a minute")
+	}
 }
 
 // startOperator starts a manager with the reconciler. wrap, if not nil,
@@ -98,12 +112,31 @@ func startOperator(t testing.TB, wrap func(client.Client, context.CancelFunc) cl
 // startOperatorWith is startOperator with a hook to configure the reconciler.
 func startOperatorWith(t testing.TB, wrap func(client.Client, context.CancelFunc) client.Client, configure func(*Reconciler)) *operator {
 	t.Helper()
-	mgr, err := ctrl.NewManager(testConfig, ctrl.Options{
+	return launchOperator(t, "", wrap, configure)
+}
+
+// startOperatorIn is startOperator watching one namespace only, as with
+// --watch-namespaces: the benchmarks' figures must not include the work
+// earlier benchmarks left in other namespaces.
+func startOperatorIn(t testing.TB, namespace string, wrap func(client.Client, context.CancelFunc) client.Client) *operator {
+	t.Helper()
+	return launchOperator(t, namespace, wrap, nil)
+}
+
+// launchOperator starts the manager and the reconciler, watching every
+// namespace or only namespace.
+func launchOperator(t testing.TB, namespace string, wrap func(client.Client, context.CancelFunc) client.Client, configure func(*Reconciler)) *operator {
+	t.Helper()
+	options := ctrl.Options{
 		Scheme:                 testScheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Controller:             skipNameValidation(),
-	})
+	}
+	if namespace != "" {
+		options.Cache.DefaultNamespaces = map[string]cache.Config{namespace: {}}
+	}
+	mgr, err := ctrl.NewManager(testConfig, options)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,10 +153,51 @@ func startOperatorWith(t testing.TB, wrap func(client.Client, context.CancelFunc
 	if err := r.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: 16}); err != nil {
 		t.Fatal(err)
 	}
-	op := &operator{t: t, cancel: cancel, done: make(chan error, 1)}
+	op := &operator{t: t, cancel: cancel, done: make(chan error, 1), cache: mgr.GetCache()}
 	go func() { op.done <- mgr.Start(ctx) }()
 	t.Cleanup(op.stop)
 	return op
+}
+
+// waitIdle waits until the operator's work queue is empty and no worker is
+// busy, by its metrics: stopping it then cancels no write.
+func (o *operator) waitIdle() {
+	o.t.Helper()
+	busy := func() (float64, error) {
+		families, err := ctrlmetrics.Registry.Gather()
+		if err != nil {
+			return 0, err
+		}
+		total := 0.0
+		for _, f := range families {
+			if f.GetName() != "workqueue_depth" && f.GetName() != "controller_runtime_active_workers" {
+				continue
+			}
+			for _, m := range f.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if (l.GetName() == "name" || l.GetName() == "controller") && l.GetValue() == "quarksjob" {
+						total += m.GetGauge().GetValue()
+						break
+					}
+				}
+			}
+		}
+		return total, nil
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		n, err := busy()
+		if err != nil {
+			o.t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			o.t.Fatalf("the operator is still busy after a minute: %v queued or in progress", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func (o *operator) stop() {
