@@ -13,6 +13,7 @@ package upload
 
 import (
 	"fmt"
+	"io"
 	"strings"
 
 	"code.cloudfoundry.org/quarks-job/api/upload/protocol"
@@ -48,6 +49,11 @@ type (
 // most MaxFileBytes. See protocol.ParseOutput.
 func ParseOutput(content []byte) (map[string]string, error) {
 	return protocol.ParseOutput(content)
+}
+
+// DecodeRequest reads an upload message; see protocol.DecodeRequest.
+func DecodeRequest(body io.Reader) (*Request, error) {
+	return protocol.DecodeRequest(body)
 }
 
 // CheckFileName accepts a plain file name: not empty, not "." or "..", no
