@@ -56,6 +56,11 @@ func DecodeRequest(body io.Reader) (*Request, error) {
 	return protocol.DecodeRequest(body)
 }
 
+// FileProblem words a problem of an output file; see protocol.FileProblem.
+func FileProblem(container, file string, problem error) string {
+	return protocol.FileProblem(container, file, problem)
+}
+
 // CheckFileName accepts a plain file name: not empty, not "." or "..", no
 // path separator.
 func CheckFileName(name string) error {

@@ -37,6 +37,7 @@ func TestParseOutput(t *testing.T) {
 		{name: "duplicate key", content: `{"a":"1","a":"2"}`, kind: ProblemDuplicateKey, contains: `key "a" appears more than once`},
 		{name: "trailing data", content: `{"a":"1"} {"b":"2"}`, kind: ProblemTrailingData, contains: "data after the JSON object"},
 		{name: "trailing garbage", content: `{"a":"1"}x`, kind: ProblemInvalidJSON},
+		{name: "byte order mark", content: "\ufeff{\"a\":\"b\"}", kind: ProblemInvalidJSON, contains: "starts with a UTF-8 byte order mark"},
 		{name: "invalid UTF-8", content: "{\"a\":\"\xff\"}", kind: ProblemInvalidUTF8, contains: "offset 6"},
 		{name: "too large", content: `{"a":"` + strings.Repeat("x", MaxFileBytes) + `"}`, kind: ProblemTooLarge, contains: "is 1048584 bytes; an output file may hold at most 1048576 bytes"},
 	}

@@ -58,6 +58,28 @@ type outputCase struct {
 	want     []sighting
 }
 
+// ofFile starts every message about creds.json.
+const ofFile = `output file "creds.json" of container "gen"`
+
+// notPersisted starts the run's message when its output was refused.
+const notPersisted = "the job completed but its output was not persisted: "
+
+// refused is what a user sees of output the persister and the controller
+// both refuse: the same message in the persister's log, in the endpoint's
+// Event of the reason, and in the run's failure. problem follows the
+// file's name: " is empty...", or ": value of key ..." for a key's.
+func refused(reason, problem string) []sighting {
+	message := ofFile + problem
+	return []sighting{{atLog, message}, {atOutputEvent(reason), message}, {atRunFailed, notPersisted + message}}
+}
+
+// unwritable is what a user sees of output only the controller can refuse:
+// valid JSON that makes no valid Secret.
+func unwritable(problem string) []sighting {
+	message := ofFile + problem
+	return []sighting{{atOutputEvent("InvalidSecret"), message}, {atRunFailed, notPersisted + message}}
+}
+
 // content writes creds.json with the content.
 func content(c string) func(*testing.T, string) func() {
 	return func(t *testing.T, dir string) func() {
@@ -74,26 +96,91 @@ func writeFile(t *testing.T, path, content string) {
 }
 
 var outputCases = []outputCase{
-	{input: "invalid JSON: `{\"user\": \"admin\"` (cut short)", write: content(`{"user": "admin"`)},
-	{input: "not JSON: `user=admin`", write: content("user=admin\n")},
-	{input: "a number: `{\"port\": 8080}`", write: content(`{"port": 8080}`)},
-	{input: "a boolean: `{\"tls\": true}`", write: content(`{"tls": true}`)},
-	{input: "null: `{\"password\": null}`", write: content(`{"password": null}`)},
-	{input: "an array: `{\"hosts\": [\"a\", \"b\"]}`", write: content(`{"hosts": ["a", "b"]}`)},
-	{input: "a nested object: `{\"db\": {\"user\": \"admin\"}}`", write: content(`{"db": {"user": "admin"}}`)},
-	{input: "an array at the top: `[\"admin\"]`", write: content(`["admin"]`)},
-	{input: "a key twice: `{\"user\": \"a\", \"user\": \"b\"}`", write: content(`{"user": "a", "user": "b"}`)},
-	{input: "two objects: `{\"user\": \"a\"} {\"user\": \"b\"}`", write: content(`{"user": "a"} {"user": "b"}`)},
-	{input: "100,000 nested arrays", write: content(`{"a": ` + strings.Repeat("[", 100000) + strings.Repeat("]", 100000) + `}`)},
-	{input: "binary data (a PNG header)", write: content("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")},
-	{input: "invalid UTF-8 in a value", write: content("{\"user\": \"adm\xffin\"}")},
-	{input: "a UTF-8 byte order mark before the object", write: content("\ufeff" + goodOutput)},
-	{input: "an empty file", write: content("")},
-	{input: "1 MiB + 1 byte", write: content(`{"a":"` + strings.Repeat("x", upload.MaxFileBytes+1-len(`{"a":""}`)) + `"}`)},
+	{
+		input: "invalid JSON: `{\"user\": \"admin\"` (cut short)",
+		write: content(`{"user": "admin"`),
+		want:  refused("InvalidOutput", " is not valid JSON: unexpected end of file"),
+	},
+	{
+		input: "not JSON: `user=admin`",
+		write: content("user=admin\n"),
+		want:  refused("InvalidOutput", " is not valid JSON: invalid character 'u' looking for beginning of value (at byte 1)"),
+	},
+	{
+		input: "a number: `{\"port\": 8080}`",
+		write: content(`{"port": 8080}`),
+		want:  refused("InvalidOutput", `: value of key "port" is a number; only strings are allowed`),
+	},
+	{
+		input: "a boolean: `{\"tls\": true}`",
+		write: content(`{"tls": true}`),
+		want:  refused("InvalidOutput", `: value of key "tls" is a boolean; only strings are allowed`),
+	},
+	{
+		input: "null: `{\"password\": null}`",
+		write: content(`{"password": null}`),
+		want:  refused("InvalidOutput", `: value of key "password" is null; only strings are allowed`),
+	},
+	{
+		input: "an array: `{\"hosts\": [\"a\", \"b\"]}`",
+		write: content(`{"hosts": ["a", "b"]}`),
+		want:  refused("InvalidOutput", `: value of key "hosts" is an array; only strings are allowed`),
+	},
+	{
+		input: "a nested object: `{\"db\": {\"user\": \"admin\"}}`",
+		write: content(`{"db": {"user": "admin"}}`),
+		want:  refused("InvalidOutput", `: value of key "db" is a nested object; only strings are allowed`),
+	},
+	{
+		input: "an array at the top: `[\"admin\"]`",
+		write: content(`["admin"]`),
+		want:  refused("InvalidOutput", ` is an array, not a JSON object; expected {"key": "value", ...}`),
+	},
+	{
+		input: "a key twice: `{\"user\": \"a\", \"user\": \"b\"}`",
+		write: content(`{"user": "a", "user": "b"}`),
+		want:  refused("InvalidOutput", `: key "user" appears more than once`),
+	},
+	{
+		input: "two objects: `{\"user\": \"a\"} {\"user\": \"b\"}`",
+		write: content(`{"user": "a"} {"user": "b"}`),
+		want:  refused("InvalidOutput", " has data after the JSON object (at byte 15)"),
+	},
+	{
+		input: "100,000 nested arrays",
+		write: content(`{"a": ` + strings.Repeat("[", 100000) + strings.Repeat("]", 100000) + `}`),
+		want:  refused("InvalidOutput", `: value of key "a" is an array; only strings are allowed`),
+	},
+	{
+		input: "binary data (a PNG header)",
+		write: content("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"),
+		want:  refused("InvalidOutput", " is not valid UTF-8 (first bad byte at offset 0)"),
+	},
+	{
+		input: "invalid UTF-8 in a value",
+		write: content("{\"user\": \"adm\xffin\"}"),
+		want:  refused("InvalidOutput", " is not valid UTF-8 (first bad byte at offset 13)"),
+	},
+	{
+		input: "a UTF-8 byte order mark before the object",
+		write: content("\ufeff" + goodOutput),
+		want:  refused("InvalidOutput", " starts with a UTF-8 byte order mark (EF BB BF), which JSON does not allow; write the file without it"),
+	},
+	{
+		input: "an empty file",
+		write: content(""),
+		want:  refused("InvalidOutput", " is empty; expected a JSON object of string values"),
+	},
+	{
+		input: "1 MiB + 1 byte",
+		write: content(`{"a":"` + strings.Repeat("x", upload.MaxFileBytes+1-len(`{"a":""}`)) + `"}`),
+		want:  refused("PersisterReadError", " is 1048577 bytes or more; an output file may hold at most 1048576 bytes (1 MiB, what one Secret holds)"),
+	},
 	{
 		input:    "exactly 1 MiB (the limit)",
 		write:    content(`{"a":"` + strings.Repeat("x", upload.MaxFileBytes-len(`{"a":""}`)) + `"}`),
 		replaces: map[string]string{"a": strings.Repeat("x", upload.MaxFileBytes-len(`{"a":""}`))},
+		want:     []sighting{{atRunOK, "the job completed"}},
 	},
 	{
 		input: "a symbolic link to a file outside the output directory",
@@ -105,6 +192,7 @@ var outputCases = []outputCase{
 			}
 			return nil
 		},
+		want: refused("PersisterReadError", " is a symbolic link; output files must be regular files"),
 	},
 	{
 		input: "a named pipe",
@@ -114,6 +202,7 @@ var outputCases = []outputCase{
 			}
 			return nil
 		},
+		want: refused("PersisterReadError", " is a named pipe; output files must be regular files"),
 	},
 	{
 		input: "a directory",
@@ -123,6 +212,7 @@ var outputCases = []outputCase{
 			}
 			return nil
 		},
+		want: refused("PersisterReadError", " is a directory; output files must be regular files"),
 	},
 	{
 		input: "a file that keeps growing (still written when the containers exit)",
@@ -150,10 +240,16 @@ var outputCases = []outputCase{
 			}()
 			return func() { close(stop); <-stopped; _ = f.Close() }
 		},
+		want: refused("InvalidOutput", " is not valid JSON: unexpected end of file"),
 	},
 	{
 		input: "no file (the container wrote none)",
 		write: func(*testing.T, string) func() { return nil },
+		want: []sighting{
+			{atLog, ofFile + " was not written"},
+			{atOutputEvent("OutputMissing"), ofFile + " was not written (container exited with code 0)"},
+			{atRunFailed, notPersisted + ofFile + " was not written (container exited with code 0)"},
+		},
 	},
 	{
 		input: "an undeclared file beside the declared one",
@@ -163,18 +259,32 @@ var outputCases = []outputCase{
 			return nil
 		},
 		replaces: map[string]string{"user": "root"},
+		want: []sighting{
+			{atLog, `file "extra.json" in the output directory of container "gen" is not declared in output.outputMap; it will not be uploaded`},
+			{atRunOK, "the job completed"},
+		},
 	},
-	{input: "a key that cannot be a Secret key: `{\"db password\": \"x\"}`", write: content(`{"db password": "x"}`)},
-	{input: "a key of 300 characters", write: content(`{"` + strings.Repeat("k", 300) + `": "x"}`)},
+	{
+		input: "a key that cannot be a Secret key: `{\"db password\": \"x\"}`",
+		write: content(`{"db password": "x"}`),
+		want:  unwritable(`: key "db password" cannot be a Secret data key: a valid config key must consist of alphanumeric characters, '-', '_' or '.'…`),
+	},
+	{
+		input: "a key of 300 characters",
+		write: content(`{"` + strings.Repeat("k", 300) + `": "x"}`),
+		want:  unwritable(`: key "` + strings.Repeat("k", 300) + `" cannot be a Secret data key: must be no more than 253 characters`),
+	},
 	{
 		input:  "fan-out: a key that makes no Secret name: `{\"Admin_User\": \"x\"}`",
 		secret: func(s *qjv1.SecretOptions) { s.PersistenceMethod = qjv1.PersistFanOut },
 		write:  content(`{"Admin_User": "x"}`),
+		want:   unwritable(` (fan-out), key "Admin_User": "gen-creds-Admin_User" is not a valid Secret name: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character…`),
 	},
 	{
 		input:  "versioned: invalid JSON (no new version)",
 		secret: func(s *qjv1.SecretOptions) { s.Versioned = true },
 		write:  content(`{"user": `),
+		want:   refused("InvalidOutput", " is not valid JSON: unexpected end of file"),
 	},
 }
 
@@ -254,9 +364,6 @@ type errand struct {
 	log    string
 	lines  []logLine
 	events []eventsv1.Event
-	// early is how many log lines the persister wrote before the
-	// containers exited.
-	early int
 }
 
 // logLine is a line of the persister's JSON log.
@@ -305,7 +412,7 @@ func runErrand(ctx context.Context, t *testing.T, ns string, n int64, write func
 	})
 
 	exited(ctx, t, pod)
-	early := persister.terminate(t)
+	persister.terminate(t)
 	if stopWriting != nil {
 		stopWriting()
 	}
@@ -321,7 +428,7 @@ func runErrand(ctx context.Context, t *testing.T, ns string, n int64, write func
 		}
 		return nil
 	})
-	result := errand{run: qj.Status.LastRun, qjob: &qj, log: persister.log.String(), early: early}
+	result := errand{run: qj.Status.LastRun, qjob: &qj, log: persister.log.String()}
 	result.lines = parseLog(t, result.log)
 	// The Events of the run's end are recorded after its status.
 	end := fmt.Sprintf("run %d ", n)
@@ -348,13 +455,9 @@ func runErrand(ctx context.Context, t *testing.T, ns string, n int64, write func
 func (e errand) sightings(t *testing.T) []sighting {
 	t.Helper()
 	var seen []sighting
-	for i, l := range e.lines {
+	for _, l := range e.lines {
 		if (l.Level == "ERROR" || l.Level == "WARN") && (strings.Contains(l.Msg, fmt.Sprintf("%q", outputFile)) || strings.Contains(l.Msg, "not declared")) {
-			where := atLogRunning
-			if i >= e.early {
-				where = atLogExit
-			}
-			seen = append(seen, sighting{where, l.Msg})
+			seen = append(seen, sighting{atLog, l.Msg})
 			break
 		}
 	}
@@ -501,10 +604,9 @@ func (p *persisterProcess) waitFor(t *testing.T, line func(logLine) bool) {
 
 // terminate sends SIGTERM, as the kubelet does to a native sidecar when the
 // main containers have exited, and waits for the persister to exit within
-// its upload timeout. It returns how many lines were logged before.
-func (p *persisterProcess) terminate(t *testing.T) int {
+// its upload timeout.
+func (p *persisterProcess) terminate(t *testing.T) {
 	t.Helper()
-	early := len(parseLog(t, p.log.String()))
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -516,7 +618,6 @@ func (p *persisterProcess) terminate(t *testing.T) int {
 	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
 		t.Errorf("the persister exited with %d:\n%s", code, p.log.String())
 	}
-	return early
 }
 
 // exited reports the pod's containers as exited with code 0, as the kubelet
