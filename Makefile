@@ -117,6 +117,29 @@ bench: kube ## Measure the performance figures (docs/performance.md) against a l
 	echo "--- compare two runs: cd tools && go tool benchstat $(BENCH_DIR)/raw-A.txt $(BENCH_DIR)/raw-B.txt"; \
 	exit $$status
 
+# How long `make fuzz` runs each fuzz target.
+FUZZ_TIME ?= 30s
+# The fuzz targets, as module:package:name. `go test` runs their corpora
+# (testdata/fuzz/<name>/ and the seeds in the code) as ordinary tests.
+FUZZ_TARGETS := \
+	api:./upload/protocol:FuzzParseOutput \
+	api:./upload/protocol:FuzzDecodeRequest \
+	controller:./internal/output:FuzzCompute \
+	controller:./internal/references:FuzzOf \
+	webhook:./internal/inject:FuzzInject
+
+.PHONY: fuzz
+fuzz: ## Run each fuzz target for FUZZ_TIME (30s); a crasher lands in the package's testdata/fuzz/ (not part of make test).
+	@failed=; for target in $(FUZZ_TARGETS); do \
+		IFS=: read -r module pkg name <<< "$$target"; \
+		echo "--- $$name ($$module/$${pkg#./}) for $(FUZZ_TIME)"; \
+		(cd $$module && go test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZ_TIME) $$pkg) || failed="$$failed $$name"; \
+	done; test -z "$$failed" || { echo "fuzzing found failures in:$$failed (the inputs are in testdata/fuzz/; fix the code and commit them as regression cases)" >&2; exit 1; }
+
+.PHONY: catalogue
+catalogue: kube ## Rewrite the malformed-input catalogue in docs/reliability.md from what the product does.
+	cd controller && go test -count=1 -run '^TestCatalogue$$' ./internal/catalogue -args -update
+
 .PHONY: run
 run: kube ## Start a local control plane, install the CRD and run the operator against it.
 	cd tools && go run ./cmd/controlplane --assets $(KUBE_BIN) --dir $(BIN)/run -- go run ../controller/cmd/quarks-job

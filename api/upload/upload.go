@@ -13,6 +13,7 @@ package upload
 
 import (
 	"fmt"
+	"io"
 	"strings"
 
 	"code.cloudfoundry.org/quarks-job/api/upload/protocol"
@@ -48,6 +49,16 @@ type (
 // most MaxFileBytes. See protocol.ParseOutput.
 func ParseOutput(content []byte) (map[string]string, error) {
 	return protocol.ParseOutput(content)
+}
+
+// DecodeRequest reads an upload message; see protocol.DecodeRequest.
+func DecodeRequest(body io.Reader) (*Request, error) {
+	return protocol.DecodeRequest(body)
+}
+
+// FileProblem words a problem of an output file; see protocol.FileProblem.
+func FileProblem(container, file string, problem error) string {
+	return protocol.FileProblem(container, file, problem)
 }
 
 // CheckFileName accepts a plain file name: not empty, not "." or "..", no

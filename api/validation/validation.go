@@ -6,6 +6,7 @@
 package validation
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"path/filepath"
@@ -30,6 +31,17 @@ const MaxVersionDigits = 10
 // "<name>-v<N>" must still be a valid Secret name.
 const MaxVersionedSecretNameLength = validation.DNS1123SubdomainMaxLength - len("-v") - MaxVersionDigits
 
+// MaxSpecBytes and MaxOutputSpecBytes bound a QuarksJob's spec, as JSON, so
+// that the QuarksJob and its status fit in one etcd object (1.5 MiB unless
+// etcd is told otherwise): the status keeps a copy of spec.output in the
+// newest run's record, and up to 256 KiB of that run's upload records.
+// Beyond them the controller could not record a run, and the run would
+// neither start nor fail.
+const (
+	MaxSpecBytes       = 768 << 10
+	MaxOutputSpecBytes = 256 << 10
+)
+
 var (
 	specPath    = field.NewPath("spec")
 	podSpecPath = specPath.Child("template", "spec", "template", "spec")
@@ -52,6 +64,25 @@ func QuarksJob(qj *qjv1.QuarksJob) field.ErrorList {
 		errs = append(errs, field.Invalid(specPath.Child("runStartTimeout"), d.Duration.String(), "must be a positive duration, such as 90s or 10m"))
 	}
 	errs = append(errs, output(qj.Spec.Output, podSpec)...)
+	errs = append(errs, size(&qj.Spec)...)
+	return errs
+}
+
+// size refuses a spec too large to be recorded with its status.
+func size(spec *qjv1.QuarksJobSpec) field.ErrorList {
+	var errs field.ErrorList
+	tooLong := func(path *field.Path, value any, limit int, why string) {
+		encoded, err := json.Marshal(value)
+		if err != nil || len(encoded) <= limit {
+			return
+		}
+		errs = append(errs, &field.Error{Type: field.ErrorTypeTooLong, Field: path.String(), BadValue: len(encoded),
+			Detail: fmt.Sprintf("is %d bytes of JSON; it may be at most %d bytes (%d KiB): %s", len(encoded), limit, limit>>10, why)})
+	}
+	if spec.Output != nil {
+		tooLong(outputPath, spec.Output, MaxOutputSpecBytes, "the status keeps a copy of it for each run, and the QuarksJob with its status must fit in one etcd object (1.5 MiB)")
+	}
+	tooLong(specPath, spec, MaxSpecBytes, "the QuarksJob with its status must fit in one etcd object (1.5 MiB)")
 	return errs
 }
 

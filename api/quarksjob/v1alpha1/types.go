@@ -252,7 +252,12 @@ type QuarksJobSpec struct {
 	// created, scheduled, pull their images) before the run fails with the
 	// reason the API gives. Unset, the controller's --run-start-timeout
 	// (5m unless the chart's controller.runStartTimeout says otherwise).
+	// The schema checks the format: a value the controller cannot decode
+	// would stop it from reading any QuarksJob.
 	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(\\\\.[0-9]*)?(ns|us|µs|ms|s|m|h))+$') && duration(self) > duration('0s')",message="must be a positive duration, such as 90s or 10m"
 	RunStartTimeout *metav1.Duration `json:"runStartTimeout,omitempty"`
 }
 

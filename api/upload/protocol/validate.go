@@ -53,6 +53,18 @@ func (e *OutputError) Error() string {
 	}
 }
 
+// FileProblem words a problem of a container's output file as the persister
+// logs it and the controller reports it: the problem follows the file's
+// name ("output file "a.json" of container "gen" is empty"), after a colon
+// when it is about one key ("...: value of key "port" is a number; ...").
+func FileProblem(container, file string, problem error) string {
+	var oe *OutputError
+	if errors.As(problem, &oe) && oe.Key != "" {
+		return fmt.Sprintf("output file %q of container %q: %v", file, container, problem)
+	}
+	return fmt.Sprintf("output file %q of container %q %v", file, container, problem)
+}
+
 // ParseOutput parses the content of an output file: a flat JSON object whose
 // values are all strings, at most MaxFileBytes long. It is the one validator
 // the persister (to log problems early) and the controller (which never
@@ -63,6 +75,11 @@ func ParseOutput(content []byte) (map[string]string, error) {
 	}
 	if len(bytes.TrimSpace(content)) == 0 {
 		return nil, &OutputError{Kind: ProblemEmpty}
+	}
+	// Editors on Windows write it; encoding/json's message would point at
+	// its first byte as an "invalid character 'ï'".
+	if bytes.HasPrefix(content, []byte(byteOrderMark)) {
+		return nil, &OutputError{Kind: ProblemInvalidJSON, Detail: "starts with a UTF-8 byte order mark (EF BB BF), which JSON does not allow; write the file without it"}
 	}
 	// encoding/json would silently replace invalid UTF-8 with U+FFFD: that
 	// changes the data, so refuse it.
@@ -118,6 +135,8 @@ func ParseOutput(content []byte) (map[string]string, error) {
 	}
 	return values, nil
 }
+
+const byteOrderMark = "\ufeff"
 
 // jsonError turns a decoder error into an OutputError naming the offset.
 func jsonError(err error) error {

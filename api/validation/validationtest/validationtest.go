@@ -107,4 +107,15 @@ var Cases = []struct {
 	{"outputType other than json", func(qj *qjv1.QuarksJob) {
 		qj.Spec.Output.OutputType = "yaml"
 	}, []string{"spec.output.outputType", `supported values: "json"`}},
+	{"spec of 800 KiB", func(qj *qjv1.QuarksJob) {
+		c := &qj.Spec.Template.Spec.Template.Spec.Containers[0]
+		c.Env = append(c.Env, corev1.EnvVar{Name: "BLOB", Value: strings.Repeat("x", 800<<10)})
+	}, []string{"spec: Too long: is ", "it may be at most 786432 bytes (768 KiB)"}},
+	{"output spec of 300 KiB", func(qj *qjv1.QuarksJob) {
+		for _, file := range []string{"creds.json", "other.json"} {
+			s := qj.Spec.Output.OutputMap["gen"][file]
+			s.AdditionalSecretAnnotations = map[string]string{"example.com/blob": strings.Repeat("x", 150<<10)}
+			qj.Spec.Output.OutputMap["gen"][file] = s
+		}
+	}, []string{"spec.output: Too long: is ", "it may be at most 262144 bytes (256 KiB): the status keeps a copy of it"}},
 }

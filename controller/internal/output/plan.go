@@ -23,6 +23,7 @@ package output
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -162,14 +163,15 @@ func Compute(spec *qjv1.Output, req *upload.Request, states map[string]Container
 					"output file %q of container %q was not written (container exited with code 0)", fileName, container)
 				continue
 			case file.Error != "":
+				// The persister words its errors to follow the file's
+				// name, as its own log does ("is a symbolic link; ...").
 				plan.problem(container, fileName, ReasonPersisterReadError, true,
-					"output file %q of container %q: %s", fileName, container, file.Error)
+					"%s", upload.FileProblem(container, fileName, errors.New(file.Error)))
 				continue
 			}
 			values, err := upload.ParseOutput(file.Content)
 			if err != nil {
-				plan.problem(container, fileName, ReasonInvalidOutput, true,
-					"output file %q of container %q %v", fileName, container, err)
+				plan.problem(container, fileName, ReasonInvalidOutput, true, "%s", upload.FileProblem(container, fileName, err))
 				continue
 			}
 			plan.addSecrets(spec, container, state.RemoteID, fileName, options, values)

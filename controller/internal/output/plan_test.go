@@ -130,7 +130,7 @@ func TestComputeProblems(t *testing.T) {
 			name:  "number value names file and key",
 			files: with(allGood, "gen", "creds.json", `{"port":8080}`), codes: ok2,
 			wantBlocked: true, wantSecrets: []string{"ver", "many-cache", "many-db", "many-token"},
-			wantMessages: []string{`output file "creds.json" of container "gen" value of key "port" is a number; only strings are allowed`},
+			wantMessages: []string{`output file "creds.json" of container "gen": value of key "port" is a number; only strings are allowed`},
 		},
 		{
 			name:  "nested object",

@@ -274,8 +274,8 @@ func TestUploadProblems(t *testing.T) {
 	joined := strings.Join(res.Problems, "\n")
 	for _, want := range []string{
 		`output file "a.json" of container "gen" is not valid JSON`,
-		`output file "b.json" of container "gen" value of key "port" is a number; only strings are allowed`,
-		`output file "c.json" of container "gen" value of key "db" is a nested object`,
+		`output file "b.json" of container "gen": value of key "port" is a number; only strings are allowed`,
+		`output file "c.json" of container "gen": value of key "db" is a nested object`,
 		`output file "d.json" of container "gen" is 1048586 bytes; an output file may hold at most 1048576 bytes`,
 		`output file "e.json" of container "gen" was not written`,
 	} {
@@ -290,7 +290,7 @@ func TestUploadProblems(t *testing.T) {
 	if names := secretNamesIn(t, ns); !slices.Equal(names, []string{"ok"}) {
 		t.Errorf("Secrets: %v", names)
 	}
-	expectEvent(t, r.qjob, "InvalidOutput", `output file "b.json" of container "gen" value of key "port" is a number`)
+	expectEvent(t, r.qjob, "InvalidOutput", `output file "b.json" of container "gen": value of key "port" is a number`)
 	expectEvent(t, r.qjob, "InvalidOutput", `output file "d.json" of container "gen" is 1048586 bytes`)
 	expectEvent(t, r.qjob, "OutputMissing", `output file "e.json" of container "gen" was not written`)
 }

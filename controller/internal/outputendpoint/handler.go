@@ -77,23 +77,22 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer release()
 
-	var req upload.Request
-	body := http.MaxBytesReader(w, r.Body, maxBodyBytes)
-	if err := json.NewDecoder(body).Decode(&req); err != nil {
+	req, err := upload.DecodeRequest(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
 			h.refused(w, r, ref, refuse(http.StatusRequestEntityTooLarge, "upload is larger than %d bytes", maxBodyBytes))
 			return
 		}
-		h.refused(w, r, ref, refuse(http.StatusBadRequest, "upload is not a valid JSON upload message: %v", err))
+		h.refused(w, r, ref, refuse(http.StatusBadRequest, "%v", err))
 		return
 	}
 
 	// The work goes on if the persister hangs up: its Result must be recorded.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.exitCodeTimeout+processingTimeout)
 	defer cancel()
-	outcome := h.persist(ctx, log, run, &req)
-	observe(outcome, &req, received)
+	outcome := h.persist(ctx, log, run, req)
+	observe(outcome, req, received)
 
 	resp := upload.Response{Problems: outcome.result.Problems}
 	for _, s := range outcome.result.Secrets {

@@ -64,6 +64,15 @@ func (d Declared) Containers() []string {
 	return names
 }
 
+// String lists the declared files: "container: file, file; container: file".
+func (d Declared) String() string {
+	parts := make([]string, 0, len(d))
+	for _, c := range d.Containers() {
+		parts = append(parts, c+": "+strings.Join(d[c], ", "))
+	}
+	return strings.Join(parts, "; ")
+}
+
 // Path is where the persister sees a container's output file.
 func Path(root, container, file string) string {
 	return filepath.Join(root, container, file)
@@ -90,7 +99,7 @@ func Read(path string) ([]byte, error) {
 		return nil, fmt.Errorf("cannot be read: %w", err)
 	}
 	if !info.Mode().IsRegular() {
-		return nil, fmt.Errorf("is not a regular file (%s); output files must be regular files", info.Mode().Type())
+		return nil, fmt.Errorf("is %s; output files must be regular files", fileType(info.Mode()))
 	}
 	if info.Size() > upload.MaxFileBytes {
 		return nil, tooLarge(info.Size())
@@ -103,6 +112,22 @@ func Read(path string) ([]byte, error) {
 		return nil, tooLarge(int64(len(content)))
 	}
 	return content, nil
+}
+
+// fileType names what a file that is not a regular file is.
+func fileType(mode fs.FileMode) string {
+	switch {
+	case mode.IsDir():
+		return "a directory"
+	case mode&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case mode&fs.ModeSocket != 0:
+		return "a socket"
+	case mode&fs.ModeDevice != 0:
+		return "a device"
+	default:
+		return fmt.Sprintf("not a regular file (%s)", mode.Type())
+	}
 }
 
 func tooLarge(size int64) error {

@@ -84,8 +84,8 @@ func TestCollect(t *testing.T) {
 	expectError := map[string]string{
 		"big.json":  "is 1048577 bytes or more; an output file may hold at most 1048576 bytes",
 		"link.json": "is a symbolic link",
-		"fifo.json": "is not a regular file",
-		"dir.json":  "is not a regular file",
+		"fifo.json": "is a named pipe; output files must be regular files",
+		"dir.json":  "is a directory; output files must be regular files",
 	}
 	for name, want := range expectError {
 		f := files[name]

@@ -8,9 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
+	upload "code.cloudfoundry.org/quarks-job/api/upload/protocol"
 	"code.cloudfoundry.org/quarks-job/persister/internal/collect"
 	"code.cloudfoundry.org/quarks-job/persister/internal/uploader"
 	"code.cloudfoundry.org/quarks-job/persister/internal/watch"
@@ -45,8 +45,6 @@ func Run(terminate <-chan struct{}, cfg Config) int {
 	log := cfg.Log
 	if cfg.ConfigError != nil {
 		log.Error("the persister is misconfigured; output will NOT be persisted", "error", cfg.ConfigError.Error())
-	} else {
-		log.Info("watching output files", "root", cfg.Root, "declared", describe(cfg.Declared))
 	}
 
 	watchCtx, stopWatch := context.WithCancel(context.Background())
@@ -72,7 +70,15 @@ func Run(terminate <-chan struct{}, cfg Config) int {
 		}
 		for _, f := range c.Files {
 			if f.Error != "" {
-				log.Error(fmt.Sprintf("output file %q of container %q %s", f.Name, c.Name, f.Error))
+				log.Error(upload.FileProblem(c.Name, f.Name, errors.New(f.Error)))
+				continue
+			}
+			// The watcher may not have judged the file as it is now (it
+			// changed until the end): the last word is said here, before
+			// the controller says the same.
+			if _, err := upload.ParseOutput(f.Content); err != nil {
+				log.Error(upload.FileProblem(c.Name, f.Name, err),
+					"hint", "it is uploaded as it is; the controller will not persist it")
 			}
 		}
 	}
@@ -95,12 +101,4 @@ func Run(terminate <-chan struct{}, cfg Config) int {
 	}
 	log.Info("upload acknowledged", "secrets", resp.Secrets, "problems", len(resp.Problems), "took", time.Since(started).Round(time.Millisecond).String())
 	return ExitUploaded
-}
-
-func describe(d collect.Declared) string {
-	var parts []string
-	for _, c := range d.Containers() {
-		parts = append(parts, c+": "+strings.Join(d[c], ", "))
-	}
-	return strings.Join(parts, "; ")
 }

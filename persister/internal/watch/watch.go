@@ -61,6 +61,9 @@ func (w *Watcher) Run(ctx context.Context) {
 		}
 	}
 	w.scan() // files written before the watch started
+	// From here on every change is seen: a file written now is validated
+	// once it has settled.
+	w.Log.Info("watching output files", "root", w.Root, "declared", w.Declared.String())
 
 	for {
 		select {
@@ -146,7 +149,7 @@ func (w *Watcher) check(path, container, file string) {
 		})
 	case err != nil:
 		w.logOnce(path, err.Error(), func() {
-			w.Log.Error(fmt.Sprintf("output file %q of container %q %v", file, container, err),
+			w.Log.Error(upload.FileProblem(container, file, err),
 				"hint", "the file is uploaded as it is when the container exits; if it is still invalid then, it is not persisted")
 		})
 	}

@@ -57,7 +57,7 @@ func TestWatcherLogsProblemsAsFilesAppear(t *testing.T) {
 	stopped := make(chan struct{})
 	go func() { w.Run(ctx); close(stopped) }()
 	waitFor(t, checked, "early.json")
-	if !strings.Contains(logs.String(), `output file \"early.json\" of container \"other\" value of key \"a\" is a boolean`) {
+	if !strings.Contains(logs.String(), `output file \"early.json\" of container \"other\": value of key \"a\" is a boolean`) {
 		t.Errorf("early invalid file not reported:\n%s", logs.String())
 	}
 

@@ -40,7 +40,7 @@ func Register(server webhook.Server, scheme *runtime.Scheme, cfg inject.Config, 
 	}
 	pods := &webhook.Admission{Handler: &inject.Handler{Config: cfg, CABundle: caBundle, Decoder: admission.NewDecoder(scheme)}}
 	server.Register(PodPath, wrap(pods))
-	server.Register(QuarksJobDefaultPath, wrap(admission.WithDefaulter[*qjv1.QuarksJob](scheme, validate.Defaulter{})))
+	server.Register(QuarksJobDefaultPath, wrap(validate.DefaultingWebhook(scheme)))
 	server.Register(QuarksJobValidatePath, wrap(admission.WithValidator[*qjv1.QuarksJob](scheme, validate.Validator{})))
 }
 

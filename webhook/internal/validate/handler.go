@@ -4,9 +4,11 @@ package validate
 
 import (
 	"context"
+	"encoding/json"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
@@ -44,6 +46,26 @@ func invalid(qj *qjv1.QuarksJob) error {
 		return nil
 	}
 	return apierrors.NewInvalid(qjv1.GroupVersion.WithKind("QuarksJob").GroupKind(), qj.Name, errs)
+}
+
+// DefaultingWebhook is the defaulting webhook: Defaulter behind
+// controller-runtime's handler, except that a QuarksJob that does not
+// decode into the Go types (a string for a boolean, a number beyond int32)
+// is admitted as it is. The API server validates it against the CRD's
+// schema after the mutating webhooks, and refuses it with a message that
+// names the field; refusing it here would show the decoder's message
+// instead.
+func DefaultingWebhook(scheme *runtime.Scheme) *admission.Webhook {
+	return &admission.Webhook{Handler: undecodableAsIs{admission.WithDefaulter[*qjv1.QuarksJob](scheme, Defaulter{})}}
+}
+
+type undecodableAsIs struct{ defaulting admission.Handler }
+
+func (h undecodableAsIs) Handle(ctx context.Context, req admission.Request) admission.Response {
+	if err := json.Unmarshal(req.Object.Raw, &qjv1.QuarksJob{}); err != nil {
+		return admission.Allowed("not defaulted, left to the schema: " + err.Error())
+	}
+	return h.defaulting.Handle(ctx, req)
 }
 
 // Defaulter is the defaulting admission handler for QuarksJobs.

@@ -4,8 +4,12 @@ import (
 	"strings"
 	"testing"
 
+	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
 	"code.cloudfoundry.org/quarks-job/api/validation/validationtest"
@@ -51,5 +55,31 @@ func TestOriginalPlacementOfJobSpecFields(t *testing.T) {
 	qj.Spec.Template.Spec.BackoffLimit = ptr.To[int32](2)
 	if _, err := (Validator{}).ValidateCreate(t.Context(), qj); err != nil {
 		t.Fatalf("the same value in both places is refused: %v", err)
+	}
+}
+
+func TestDefaultingLeavesUndecodableToTheSchema(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := qjv1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	hook := DefaultingWebhook(scheme)
+	request := func(raw string) admission.Request {
+		return admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+			UID: "1", Operation: admissionv1.Create, Object: runtime.RawExtension{Raw: []byte(raw)},
+			Kind: metav1.GroupVersionKind{Group: qjv1.GroupName, Version: "v1alpha1", Kind: "QuarksJob"},
+		}}
+	}
+	undecodable := hook.Handle(t.Context(), request(`{"apiVersion":"quarks.cloudfoundry.org/v1alpha1","kind":"QuarksJob","spec":{"updateOnConfigChange":"yes"}}`))
+	if !undecodable.Allowed || len(undecodable.Patches) > 0 {
+		t.Errorf("a QuarksJob the Go types cannot hold: allowed %t, patches %v; want it admitted unchanged", undecodable.Allowed, undecodable.Patches)
+	}
+	good := hook.Handle(t.Context(), request(`{"apiVersion":"quarks.cloudfoundry.org/v1alpha1","kind":"QuarksJob","spec":{"trigger":{"strategy":"once"},"template":{"spec":{"template":{"spec":{"containers":[]}}}}}}`))
+	defaulted := false
+	for _, p := range good.Patches {
+		defaulted = defaulted || strings.HasSuffix(p.Path, "/restartPolicy")
+	}
+	if !good.Allowed || !defaulted {
+		t.Errorf("a good QuarksJob: allowed %t, patches %v; want restartPolicy defaulted", good.Allowed, good.Patches)
 	}
 }
