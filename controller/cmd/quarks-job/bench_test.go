@@ -216,11 +216,11 @@ func uploadBurst(b *testing.B, cp *controlPlane, p *operatorProcess, ns string, 
 	})
 	uploader := uploadtest.Client{URL: "https://" + p.outputAddr + upload.Path, HTTP: https}
 	var retried atomic.Int64
-	go1 := make(chan struct{})
+	begin := make(chan struct{})
 	uploads := errgroup.Group{}
 	for i := range n {
 		uploads.Go(func() error {
-			<-go1
+			<-begin
 			retries, err := uploader.Send(ctx, bearers[i], uploadtest.Files(map[string]map[string]string{"main": {"out.json": fmt.Sprintf(`{"run":"%d"}`, i)}}))
 			if retries > 0 {
 				retried.Add(1)
@@ -229,7 +229,7 @@ func uploadBurst(b *testing.B, cp *controlPlane, p *operatorProcess, ns string, 
 		})
 	}
 	began := time.Now()
-	close(go1)
+	close(begin)
 	err := uploads.Wait()
 	took := time.Since(began)
 	sampled()
