@@ -136,9 +136,9 @@ fuzz: ## Run each fuzz target for FUZZ_TIME (30s); a crasher lands in the packag
 		(cd $$module && go test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZ_TIME) $$pkg) || failed="$$failed $$name"; \
 	done; test -z "$$failed" || { echo "fuzzing found failures in:$$failed (the inputs are in testdata/fuzz/; fix the code and commit them as regression cases)" >&2; exit 1; }
 
-.PHONY: catalogue
-catalogue: kube ## Rewrite the malformed-input catalogue in docs/reliability.md from what the product does.
-	cd controller && go test -count=1 -run '^TestCatalogue$$' ./internal/catalogue -args -update
+.PHONY: catalog
+catalog: kube ## Rewrite the malformed-input catalog in docs/reliability.md from what the product does.
+	cd controller && go test -count=1 -run '^TestCatalog$$' ./internal/catalog -args -update
 
 .PHONY: run
 run: kube ## Start a local control plane, install the CRD and run the operator against it.

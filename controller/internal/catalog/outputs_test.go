@@ -1,4 +1,4 @@
-package catalogue
+package catalog
 
 import (
 	"bufio"
@@ -46,7 +46,7 @@ const goodOutput = `{"user":"admin","password":"s3cret"}`
 // an errand twice: once with good output, which becomes the Secret, then
 // with the case's output, which must not change that Secret.
 type outputCase struct {
-	// input says what is wrong, as the catalogue names it.
+	// input says what is wrong, as the catalog names it.
 	input string
 	// secret changes how creds.json is persisted (fan-out, versioned).
 	secret func(*qjv1.SecretOptions)
@@ -90,7 +90,7 @@ func content(c string) func(*testing.T, string) func() {
 
 func writeFile(t *testing.T, path, content string) {
 	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil { //nolint:gosec // G306: what a container writes
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -217,7 +217,7 @@ var outputCases = []outputCase{
 	{
 		input: "a file that keeps growing (still written when the containers exit)",
 		write: func(t *testing.T, dir string) func() {
-			f, err := os.Create(filepath.Join(dir, outputFile)) //nolint:gosec // G304: the test's temporary directory
+			f, err := os.Create(filepath.Join(dir, outputFile))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -570,7 +570,7 @@ func startPersister(ctx context.Context, t *testing.T, pod *corev1.Pod, root str
 		}
 		env = append(env, e.Name+"="+value)
 	}
-	cmd := exec.Command(persisterBin) //nolint:gosec // G204: the binary this test built
+	cmd := exec.Command(persisterBin)
 	cmd.Env = env
 	p := &persisterProcess{cmd: cmd, log: &syncBuffer{}, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.log, p.log

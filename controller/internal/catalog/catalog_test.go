@@ -1,4 +1,4 @@
-package catalogue
+package catalog
 
 import (
 	"bytes"
@@ -10,7 +10,7 @@ import (
 	"testing"
 )
 
-var update = flag.Bool("update", false, "rewrite the catalogue in docs/reliability.md from what the product does")
+var update = flag.Bool("update", false, "rewrite the catalog in docs/reliability.md from what the product does")
 
 // sighting is one place where a user sees what became of a malformed input,
 // and the message there.
@@ -74,18 +74,18 @@ func describe(seen []sighting) string {
 	return b.String()
 }
 
-// entry is one row group of the catalogue: an input and every place it is
+// entry is one row group of the catalog: an input and every place it is
 // seen.
 type entry struct {
 	input string
 	seen  []sighting
 }
 
-// TestCatalogue runs every malformed input through the product and checks
+// TestCatalog runs every malformed input through the product and checks
 // what a user sees. The manifests run twice: with the webhook, then, for
 // those the webhook refuses, without it (it fails open), where the
 // controller must refuse them instead.
-func TestCatalogue(t *testing.T) {
+func TestCatalog(t *testing.T) {
 	manifests := make([]entry, len(manifestCases))
 	t.Run("manifests", func(t *testing.T) {
 		for i, c := range manifestCases {
@@ -151,18 +151,18 @@ func TestCatalogue(t *testing.T) {
 	checkDoc(t, render(manifests, outputs))
 }
 
-// The catalogue's section of docs/reliability.md lies between these markers.
+// The catalog's section of docs/reliability.md lies between these markers.
 const (
-	beginMarker = "<!-- catalogue:begin -->"
-	endMarker   = "<!-- catalogue:end -->"
+	beginMarker = "<!-- catalog:begin -->"
+	endMarker   = "<!-- catalog:end -->"
 )
 
 var docPath = filepath.Join(repo, "docs", "reliability.md")
 
-// checkDoc compares the catalogue in the doc with table, or with -update
+// checkDoc compares the catalog in the doc with table, or with -update
 // writes it there.
 func checkDoc(t *testing.T, table string) {
-	doc, err := os.ReadFile(docPath) //nolint:gosec // G304: the repository's doc
+	doc, err := os.ReadFile(docPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,16 +177,16 @@ func checkDoc(t *testing.T, table string) {
 	}
 	if *update {
 		updated := append(append(append([]byte{}, doc[:begin+len(beginMarker)]...), want...), doc[end:]...)
-		if err := os.WriteFile(docPath, updated, 0o644); err != nil { //nolint:gosec // G306: a doc in the repository
+		if err := os.WriteFile(docPath, updated, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("rewrote the catalogue in %s", docPath)
+		t.Logf("rewrote the catalog in %s", docPath)
 		return
 	}
-	t.Errorf("the catalogue in %s is not what the product does; run `make catalogue` and commit. It should read:\n%s", docPath, want)
+	t.Errorf("the catalog in %s is not what the product does; run `make catalog` and commit. It should read:\n%s", docPath, want)
 }
 
-// render writes the catalogue's tables.
+// render writes the catalog's tables.
 func render(manifests, outputs []entry) string {
 	var b strings.Builder
 	table := func(title string, entries []entry) {

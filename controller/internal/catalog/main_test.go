@@ -1,4 +1,4 @@
-package catalogue
+package catalog
 
 // The product under test, started once for every case: a kube-apiserver
 // and etcd (envtest) with the chart's CRD and webhook configurations, the
@@ -59,7 +59,7 @@ import (
 var repo = filepath.Join("..", "..", "..")
 
 // persisterImage is the image the webhook injects and the endpoint accepts.
-const persisterImage = "registry.example/quarks-job-persister:catalogue"
+const persisterImage = "registry.example/quarks-job-persister:catalog"
 
 var (
 	restConfig   *rest.Config
@@ -84,7 +84,7 @@ func runSuite(m *testing.M) int {
 		assets, _ := filepath.Abs(filepath.Join(repo, "bin", "kube"))
 		_ = os.Setenv("KUBEBUILDER_ASSETS", assets)
 	}
-	work, err := os.MkdirTemp("", "catalogue-")
+	work, err := os.MkdirTemp("", "catalog-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -92,7 +92,7 @@ func runSuite(m *testing.M) int {
 	defer func() { _ = os.RemoveAll(work) }()
 	stop, err := start(work)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "catalogue: starting the product:", err)
+		fmt.Fprintln(os.Stderr, "catalog: starting the product:", err)
 		stop()
 		return 1
 	}
@@ -187,7 +187,7 @@ func start(work string) (stop func(), err error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { managerDone <- mgr.Start(ctx) }()
-	undo = append(undo, func() { cancel(); <-managerDone })
+	undo = append(undo, func() { cancel(); _ = <-managerDone })
 	if err := waitForListener(endpointAddr, nil); err != nil {
 		return stop, fmt.Errorf("the output endpoint: %w", err)
 	}
@@ -223,7 +223,7 @@ func goBuild(dir, pkg, out string) error {
 // chartWebhooks reads the webhook configurations the chart installs, named
 // as the chart names them by default.
 func chartWebhooks(path string) ([]*admissionregistrationv1.MutatingWebhookConfiguration, []*admissionregistrationv1.ValidatingWebhookConfiguration, error) {
-	f, err := os.Open(path) //nolint:gosec // G304: the chart's file, in the repository
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -291,7 +291,7 @@ func startWebhook(env *envtest.Environment, bin, work string, endpointCA []byte,
 		return nil, err
 	}
 	for _, name := range []string{"tls.crt", "tls.key"} {
-		content, err := os.ReadFile(filepath.Join(opts.LocalServingCertDir, name)) //nolint:gosec // G304: envtest's certificate
+		content, err := os.ReadFile(filepath.Join(opts.LocalServingCertDir, name))
 		if err != nil {
 			return nil, err
 		}
@@ -304,7 +304,7 @@ func startWebhook(env *envtest.Environment, bin, work string, endpointCA []byte,
 		return nil, err
 	}
 
-	cmd := exec.Command(bin, //nolint:gosec // G204: the binary this test built
+	cmd := exec.Command(bin,
 		"--manage-certificates=false", "--cert-dir", certDir, "--port", strconv.Itoa(opts.LocalServingPort),
 		"--metrics-bind-address", "0", "--health-probe-bind-address", "0",
 		"--persister-image", persisterImage, "--output-endpoint-url", endpointURL)
@@ -386,7 +386,7 @@ func writeServingCert(dir string) ([]byte, error) {
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: "quarks-job output endpoint (catalogue)"},
+		Subject:      pkix.Name{CommonName: "quarks-job output endpoint (catalog)"},
 		NotBefore:    time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 		IsCA: true, BasicConstraintsValid: true,
 		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,

@@ -1,4 +1,4 @@
-package catalogue
+package catalog
 
 import (
 	"context"
@@ -27,7 +27,7 @@ import (
 
 // manifestCase is a QuarksJob manifest with one thing wrong.
 type manifestCase struct {
-	// input says what is wrong, as the catalogue names it.
+	// input says what is wrong, as the catalog names it.
 	input string
 	// edit breaks a good QuarksJob; raw breaks its JSON form, for what the
 	// Go types cannot hold (unknown fields, wrong types).
@@ -552,7 +552,7 @@ func eventNote(ctx context.Context, ns, reason string) (string, error) {
 func newNamespace(t *testing.T) string {
 	t.Helper()
 	ctx := context.Background()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "catalogue-"}}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "catalog-"}}
 	if err := k8s.Create(ctx, ns); err != nil {
 		t.Fatal(err)
 	}
