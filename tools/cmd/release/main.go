@@ -35,7 +35,7 @@ every image, and the chart, by digest.`,
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "released %s (revision %s): %s\n", r.Version, r.Revision, r.Digests)
 			if r.ChartReference != "" {
-				fmt.Fprintf(cmd.OutOrStdout(), "install: helm install quarks-job %s --version %s\n", r.ChartReference, r.Version)
+				fmt.Fprintf(cmd.OutOrStdout(), "install: helm install quarks-job %s --version %s%s\n", r.ChartReference, r.Version, r.HelmFlags)
 			}
 			return nil
 		},

@@ -92,6 +92,9 @@ type Result struct {
 	// ChartReference is oci://<ChartRepository>/quarks-job, ChartDigest the manifest digest of
 	// the pushed chart; empty when it was not pushed.
 	ChartReference, ChartDigest string
+	// HelmFlags are what the helm command needs besides to reach the chart repository
+	// (" --plain-http" for one on this machine).
+	HelmFlags string
 	// Digests is the file listing every image (and the pushed chart) with its digest.
 	Digests string
 }
@@ -153,6 +156,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 			return nil, err
 		}
 		result.ChartReference = "oci://" + opts.ChartRepository + "/" + chart.Name()
+		if plainHTTP(registryHost(opts.ChartRepository)) {
+			result.HelmFlags = " --plain-http"
+		}
 	}
 	if result.Digests, err = writeDigests(opts.Out, result); err != nil {
 		return nil, err
@@ -180,6 +186,11 @@ func writeDigests(out string, r *Result) (string, error) {
 	}
 	file := filepath.Join(out, "digests.txt")
 	return file, os.WriteFile(file, []byte(b.String()), 0o644)
+}
+
+// registryHost is the host[:port] of an OCI repository host[:port]/path.
+func registryHost(repository string) string {
+	return strings.SplitN(repository, "/", 2)[0]
 }
 
 // plainHTTP: registries on the machine itself are spoken to without TLS, as go-containerregistry
