@@ -114,9 +114,11 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if dirty, err := gitversion.Dirty(opts.Checkout); err != nil {
+	dirty, err := gitversion.Dirty(opts.Checkout)
+	if err != nil {
 		return nil, err
-	} else if dirty && !opts.AllowDirty {
+	}
+	if dirty && !opts.AllowDirty {
 		return nil, errors.New("the checkout has uncommitted changes or untracked files (git status): a release is the build of one commit, so commit or stash them first")
 	}
 	if err := os.MkdirAll(opts.Out, 0o755); err != nil {
@@ -143,14 +145,14 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 				return nil, err
 			}
 			result.Images[i].Pushed = pushed
-			fmt.Fprintf(opts.Log, "pushed %s@%s\n", pushed, img.Digest)
+			logf(opts.Log, "pushed %s@%s", pushed, img.Digest)
 		}
 	}
 
 	if result.Chart, err = packageChart(chart, opts.Out, result); err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(opts.Log, "packaged %s\n", result.Chart)
+	logf(opts.Log, "packaged %s", result.Chart)
 	if opts.ChartRepository != "" {
 		if result.ChartDigest, err = pushChart(result.Chart, opts.ChartRepository, chart.Name(), opts.Version, opts.Log); err != nil {
 			return nil, err
@@ -166,6 +168,11 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	return result, nil
 }
 
+// logf reports progress; a log that cannot be written does not stop a release.
+func logf(log io.Writer, format string, args ...any) {
+	_, _ = fmt.Fprintf(log, format+"\n", args...)
+}
+
 // checkVersion accepts X.Y.Z and X.Y.Z-pre (SemVer); Helm refuses a chart version with a v.
 func checkVersion(version string) error {
 	if strings.HasPrefix(version, "v") || !semver.IsValid("v"+version) || semver.Build("v"+version) != "" ||
@@ -177,15 +184,15 @@ func checkVersion(version string) error {
 
 // writeDigests lists every released artifact by its pinned reference, one a line.
 func writeDigests(out string, r *Result) (string, error) {
-	var b strings.Builder
+	var lines []string
 	for _, img := range r.Images {
-		fmt.Fprintf(&b, "%s@%s\n", img.Reference, img.Digest)
+		lines = append(lines, img.Reference+"@"+img.Digest)
 	}
 	if r.ChartDigest != "" {
-		fmt.Fprintf(&b, "%s:%s@%s\n", r.ChartReference, r.Version, r.ChartDigest)
+		lines = append(lines, r.ChartReference+":"+r.Version+"@"+r.ChartDigest)
 	}
 	file := filepath.Join(out, "digests.txt")
-	return file, os.WriteFile(file, []byte(b.String()), 0o644)
+	return file, os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
 }
 
 // registryHost is the host[:port] of an OCI repository host[:port]/path.
