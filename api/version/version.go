@@ -21,7 +21,7 @@ import (
 // Package is this package's import path, which -X flags name.
 const Package = "code.cloudfoundry.org/quarks-job/api/version"
 
-// MetricName is the gauge every component with a metrics endpoint serves, always 1, labelled
+// MetricName is the gauge every component with a metrics endpoint serves, always 1, labeled
 // with Labels.
 const MetricName = "quarks_job_build_info"
 
