@@ -211,7 +211,8 @@ func buildGoImage(tag, dir, out string, build goBuild) (string, error) {
 	}
 	provenance, err := build.provenance(dir)
 	if err != nil {
-		return "", err
+		// A build outside a git checkout (a source archive) is still a build.
+		fmt.Fprintf(os.Stderr, "image %s: no version or revision from git: %v\n", tag, err)
 	}
 	binary := file + ".bin"
 	if err := ociimage.CompileGo(dir, binary, ociimage.GoBuild{LDFlags: version.LDFlags(provenance.Version, provenance.Revision)}); err != nil {

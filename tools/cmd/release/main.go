@@ -33,11 +33,13 @@ every image, and the chart, by digest.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "released %s (revision %s): %s\n", r.Version, r.Revision, r.Digests)
-			if r.ChartReference != "" {
-				fmt.Fprintf(cmd.OutOrStdout(), "install: helm install quarks-job %s --version %s\n", r.ChartReference, r.Version)
+			if _, err := fmt.Fprintf(cmd.OutOrStdout(), "released %s (revision %s): %s\n", r.Version, r.Revision, r.Digests); err != nil {
+				return err
 			}
-			return nil
+			if r.ChartReference != "" {
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "install: helm install quarks-job %s --version %s%s\n", r.ChartReference, r.Version, r.HelmFlags)
+			}
+			return err
 		},
 	}
 	f := cmd.Flags()

@@ -37,10 +37,15 @@ func ModuleVersion(dir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	described, err := git(root, "describe", "--tags", "--abbrev=12", "--match", prefix+"v[0-9]*")
+	pattern := prefix + "v[0-9]*"
+	// git describe fails when no tag matches: ask first, so that its errors are real ones.
+	tags, err := git(root, "tag", "--list", "--merged", "HEAD", pattern)
+	if err != nil || tags == "" {
+		return "", err
+	}
+	described, err := git(root, "describe", "--tags", "--abbrev=12", "--match", pattern)
 	if err != nil {
-		// Also when no tag matches: there is no version to give.
-		return "", nil //nolint:nilerr // no matching tag is the normal case of an untagged module
+		return "", err
 	}
 	return strings.TrimPrefix(described, prefix), nil
 }

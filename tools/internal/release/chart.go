@@ -5,7 +5,6 @@ import (
 	"io"
 	"maps"
 	"os"
-	"strings"
 
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chartutil"
@@ -46,7 +45,7 @@ func packageChart(ch *chart.Chart, out string, r *Result) (string, error) {
 // Credentials are Helm's (helm registry login) or Docker's.
 func pushChart(archive, repository, name, version string, log io.Writer) (string, error) {
 	options := []registry.ClientOption{registry.ClientOptWriter(log)}
-	if plainHTTP(strings.SplitN(repository, "/", 2)[0]) {
+	if plainHTTP(registryHost(repository)) {
 		options = append(options, registry.ClientOptPlainHTTP())
 	}
 	client, err := registry.NewClient(options...)

@@ -51,7 +51,7 @@ func buildImages(ctx context.Context, opts Options, ch *chart.Chart, provenance 
 		if err != nil {
 			return nil, err
 		}
-		fmt.Fprintf(opts.Log, "building %s:%s from %s\n", repository, provenance.Version, c.Main)
+		logf(opts.Log, "building %s:%s from %s", repository, provenance.Version, c.Main)
 		built, err := buildImage(opts.Checkout, c, repository, provenance, sbomDir)
 		if err != nil {
 			return nil, fmt.Errorf("image of the %s (%s): %w", c.Name, c.Main, err)

@@ -92,6 +92,9 @@ type Result struct {
 	// ChartReference is oci://<ChartRepository>/quarks-job, ChartDigest the manifest digest of
 	// the pushed chart; empty when it was not pushed.
 	ChartReference, ChartDigest string
+	// HelmFlags are what the helm command needs besides to reach the chart repository
+	// (" --plain-http" for one on this machine).
+	HelmFlags string
 	// Digests is the file listing every image (and the pushed chart) with its digest.
 	Digests string
 }
@@ -111,9 +114,11 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if dirty, err := gitversion.Dirty(opts.Checkout); err != nil {
+	dirty, err := gitversion.Dirty(opts.Checkout)
+	if err != nil {
 		return nil, err
-	} else if dirty && !opts.AllowDirty {
+	}
+	if dirty && !opts.AllowDirty {
 		return nil, errors.New("the checkout has uncommitted changes or untracked files (git status): a release is the build of one commit, so commit or stash them first")
 	}
 	if err := os.MkdirAll(opts.Out, 0o755); err != nil {
@@ -140,24 +145,32 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 				return nil, err
 			}
 			result.Images[i].Pushed = pushed
-			fmt.Fprintf(opts.Log, "pushed %s@%s\n", pushed, img.Digest)
+			logf(opts.Log, "pushed %s@%s", pushed, img.Digest)
 		}
 	}
 
 	if result.Chart, err = packageChart(chart, opts.Out, result); err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(opts.Log, "packaged %s\n", result.Chart)
+	logf(opts.Log, "packaged %s", result.Chart)
 	if opts.ChartRepository != "" {
 		if result.ChartDigest, err = pushChart(result.Chart, opts.ChartRepository, chart.Name(), opts.Version, opts.Log); err != nil {
 			return nil, err
 		}
 		result.ChartReference = "oci://" + opts.ChartRepository + "/" + chart.Name()
+		if plainHTTP(registryHost(opts.ChartRepository)) {
+			result.HelmFlags = " --plain-http"
+		}
 	}
 	if result.Digests, err = writeDigests(opts.Out, result); err != nil {
 		return nil, err
 	}
 	return result, nil
+}
+
+// logf reports progress; a log that cannot be written does not stop a release.
+func logf(log io.Writer, format string, args ...any) {
+	_, _ = fmt.Fprintf(log, format+"\n", args...)
 }
 
 // checkVersion accepts X.Y.Z and X.Y.Z-pre (SemVer); Helm refuses a chart version with a v.
@@ -171,15 +184,20 @@ func checkVersion(version string) error {
 
 // writeDigests lists every released artifact by its pinned reference, one a line.
 func writeDigests(out string, r *Result) (string, error) {
-	var b strings.Builder
+	var lines []string
 	for _, img := range r.Images {
-		fmt.Fprintf(&b, "%s@%s\n", img.Reference, img.Digest)
+		lines = append(lines, img.Reference+"@"+img.Digest)
 	}
 	if r.ChartDigest != "" {
-		fmt.Fprintf(&b, "%s:%s@%s\n", r.ChartReference, r.Version, r.ChartDigest)
+		lines = append(lines, r.ChartReference+":"+r.Version+"@"+r.ChartDigest)
 	}
 	file := filepath.Join(out, "digests.txt")
-	return file, os.WriteFile(file, []byte(b.String()), 0o644)
+	return file, os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+}
+
+// registryHost is the host[:port] of an OCI repository host[:port]/path.
+func registryHost(repository string) string {
+	return strings.SplitN(repository, "/", 2)[0]
 }
 
 // plainHTTP: registries on the machine itself are spoken to without TLS, as go-containerregistry

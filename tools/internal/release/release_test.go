@@ -246,15 +246,12 @@ func extract(t *testing.T, img v1.Image, path string) string {
 		if h.Name != path {
 			continue
 		}
-		file := filepath.Join(t.TempDir(), filepath.Base(path))
-		f, err := os.OpenFile(file, os.O_CREATE|os.O_WRONLY, 0o755)
+		content, err := io.ReadAll(tr)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := io.Copy(f, tr); err != nil { //nolint:gosec // G110: the test's own image
-			t.Fatal(err)
-		}
-		if err := f.Close(); err != nil {
+		file := filepath.Join(t.TempDir(), filepath.Base(path))
+		if err := os.WriteFile(file, content, 0o755); err != nil {
 			t.Fatal(err)
 		}
 		return file
