@@ -348,21 +348,18 @@ func (e *tenv) wantRunsAndVersions(w *runWatch, name string, runs int64, podsPer
 	return lost, duplicated, unfinished, problems
 }
 
-// leader returns the pod that holds the controller's leader election Lease, and since when.
-func leader(ctx context.Context) (string, time.Time, error) {
+// leader returns the pod that holds the controller's leader election Lease ("" when none does).
+func leader(ctx context.Context) (string, error) {
 	lease, err := suite.kube.CoordinationV1().Leases(releaseNS).Get(ctx, leaseName, metav1.GetOptions{})
 	if err != nil {
-		return "", time.Time{}, err
+		return "", err
 	}
-	if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" {
-		return "", time.Time{}, nil
+	if lease.Spec.HolderIdentity == nil {
+		return "", nil
 	}
+	// controller-runtime's identity is <hostname>_<uuid>, and a pod's hostname is its name.
 	pod, _, _ := strings.Cut(*lease.Spec.HolderIdentity, "_")
-	var since time.Time
-	if lease.Spec.AcquireTime != nil {
-		since = lease.Spec.AcquireTime.Time
-	}
-	return pod, since, nil
+	return pod, nil
 }
 
 // waitNewLeader waits until a controller pod other than old holds the Lease and returns it.
@@ -371,7 +368,7 @@ func waitNewLeader(ctx context.Context, old string) (string, error) {
 	defer cancel()
 	var holder string
 	err := poll(ctx, 200*time.Millisecond, func() (bool, string) {
-		pod, _, err := leader(ctx)
+		pod, err := leader(ctx)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -622,7 +619,7 @@ func testAPIServerRestart(t *testing.T) {
 		}
 	}
 	killed := time.Now()
-	cmd := exec.CommandContext(ctx, restart[0], restart[1:]...) //nolint:gosec // G204: the command make chaos gives
+	cmd := exec.CommandContext(ctx, restart[0], restart[1:]...)
 	out, err := cmd.CombinedOutput()
 	t.Logf("%s:\n%s", strings.Join(restart, " "), out)
 	if err != nil {
@@ -679,7 +676,7 @@ func testOutputUnderLoad(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	pod, _, err := leader(ctx)
+	pod, err := leader(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -742,7 +739,7 @@ func testFailover(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	pod, _, err := leader(ctx)
+	pod, err := leader(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -187,7 +187,7 @@ func start(work string) (stop func(), err error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { managerDone <- mgr.Start(ctx) }()
-	undo = append(undo, func() { cancel(); _ = <-managerDone })
+	undo = append(undo, func() { cancel(); <-managerDone }) //nolint:errcheck // after cancel the manager only reports its shutdown
 	if err := waitForListener(endpointAddr, nil); err != nil {
 		return stop, fmt.Errorf("the output endpoint: %w", err)
 	}

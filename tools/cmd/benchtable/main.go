@@ -132,14 +132,14 @@ func read(f figures, r io.Reader, name string) error {
 // printTable prints the table of the goals and returns how many failed.
 func printTable(w io.Writer, goals []goal, f figures) int {
 	failed := 0
-	fmt.Fprintln(w, "| figure | goal | measured | result |")
-	fmt.Fprintln(w, "|---|---|---|---|")
+	_, _ = fmt.Fprintln(w, "| figure | goal | measured | result |")
+	_, _ = fmt.Fprintln(w, "|---|---|---|---|")
 	for _, g := range goals {
 		goalText := fmt.Sprintf("%s %s", g.cmp, format(g.limit))
 		value, ok := f.median(g.bench, g.unit)
 		if !ok {
 			failed++
-			fmt.Fprintf(w, "| %s | %s | missing (%s of %s) | FAIL |\n", g.figure, goalText, g.unit, g.bench)
+			_, _ = fmt.Fprintf(w, "| %s | %s | missing (%s of %s) | FAIL |\n", g.figure, goalText, g.unit, g.bench)
 			continue
 		}
 		measured := format(value)
@@ -157,7 +157,7 @@ func printTable(w io.Writer, goals []goal, f figures) int {
 			result = "FAIL"
 			failed++
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", g.figure, goalText, measured, result)
+		_, _ = fmt.Fprintf(w, "| %s | %s | %s | %s |\n", g.figure, goalText, measured, result)
 	}
 	return failed
 }
