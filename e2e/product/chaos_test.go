@@ -348,6 +348,26 @@ func (e *tenv) wantRunsAndVersions(w *runWatch, name string, runs int64, podsPer
 	return lost, duplicated, unfinished, problems
 }
 
+// waitOneRunEach waits until run 1 of each QuarksJob has finished, or ctx ends, and checks each
+// with wantRunsAndVersions. It returns the sums: outputs or runs lost, duplicated, and the
+// QuarksJobs unfinished when ctx ended.
+func (e *tenv) waitOneRunEach(ctx context.Context, w *runWatch, qjobs []string, podsPerRun int) (lost, duplicated, unfinished int) {
+	for _, name := range qjobs {
+		if err := w.wait(ctx, name, "run 1 finished", runFinished(1)); err != nil {
+			e.t.Error(err)
+		}
+		l, d, u, problems := e.wantRunsAndVersions(w, name, 1, podsPerRun)
+		lost, duplicated = lost+l, duplicated+d
+		if u {
+			unfinished++
+		}
+		for _, p := range problems {
+			e.t.Error(p)
+		}
+	}
+	return lost, duplicated, unfinished
+}
+
 // leader returns the pod that holds the controller's leader election Lease ("" when none does).
 func leader(ctx context.Context) (string, error) {
 	lease, err := suite.kube.CoordinationV1().Leases(releaseNS).Get(ctx, leaseName, metav1.GetOptions{})
@@ -626,22 +646,7 @@ func testAPIServerRestart(t *testing.T) {
 		t.Fatalf("restarting the API server: %v", err)
 	}
 	back := time.Now()
-	var lost, duplicated, unfinished int
-	for i := range qjobs {
-		name := fmt.Sprintf("slow-%d", i)
-		if err := w.wait(ctx, name, "run 1 finished", runFinished(1)); err != nil {
-			t.Error(err)
-			continue
-		}
-		l, d, u, problems := e.wantRunsAndVersions(w, name, 1, 1)
-		lost, duplicated = lost+l, duplicated+d
-		if u {
-			unfinished++
-		}
-		for _, p := range problems {
-			t.Error(p)
-		}
-	}
+	lost, duplicated, unfinished := e.waitOneRunEach(ctx, w, names("slow-%d", qjobs), 1)
 	reportChaos(t, "API server killed for 15 s during runs and uploads", "every run Succeeded with its output; none lost or repeated",
 		lost == 0 && duplicated == 0 && !t.Failed(),
 		"%d runs (%d active at the kill): %d outputs lost, %d repeated, %d unfinished; API server back after %s; all finished %s later",
@@ -688,22 +693,7 @@ func testOutputUnderLoad(t *testing.T) {
 	e.mu.Unlock()
 	t.Logf("controller pod %s killed with %d of %d outputs written", pod, atKill, outputs)
 
-	var lost, duplicated, unfinished int
-	for i := range qjobs {
-		name := fmt.Sprintf("load-%d", i)
-		if err := w.wait(ctx, name, "run 1 finished", runFinished(1)); err != nil {
-			t.Error(err)
-			continue
-		}
-		l, d, u, problems := e.wantRunsAndVersions(w, name, 1, podsPerRun)
-		lost, duplicated = lost+l, duplicated+d
-		if u {
-			unfinished++
-		}
-		for _, p := range problems {
-			t.Error(p)
-		}
-	}
+	lost, duplicated, unfinished := e.waitOneRunEach(ctx, w, names("load-%d", qjobs), podsPerRun)
 	reportChaos(t, fmt.Sprintf("output of %d job pods, controller killed at half", outputs), "every output Secret written, or the run names what is missing",
 		lost == 0 && duplicated == 0 && !t.Failed(),
 		"%d runs of %d pods: %d outputs lost, %d duplicated, %d runs unfinished; killed at %d written; %s",
@@ -756,21 +746,7 @@ func testFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	elected := time.Since(killed)
-	var lost, duplicated, unfinished int
-	for _, name := range append(names("errand-%d", errands), names("once-%d", afterKill)...) {
-		if err := w.wait(ctx, name, "run 1 finished", runFinished(1)); err != nil {
-			t.Error(err)
-			continue
-		}
-		l, d, u, problems := e.wantRunsAndVersions(w, name, 1, 1)
-		lost, duplicated = lost+l, duplicated+d
-		if u {
-			unfinished++
-		}
-		for _, p := range problems {
-			t.Error(p)
-		}
-	}
+	lost, duplicated, unfinished := e.waitOneRunEach(ctx, w, append(names("errand-%d", errands), names("once-%d", afterKill)...), 1)
 	first, _ := w.jobsSince(killed)
 	acted := first.Sub(killed)
 	reportChaos(t, "failover: leader killed during a burst of triggers", "new leader acts < 20 s; no run duplicated or lost",
