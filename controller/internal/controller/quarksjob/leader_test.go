@@ -84,6 +84,7 @@ func TestLeaderElection(t *testing.T) {
 	waitJobs(t, ns, "errand-1", "once-1")
 	finishJob(t, ns, "once-1", true)
 	waitStatus(t, ns, "once", lastRun(1, qjv1.RunSucceeded))
+	waitJobs(t, ns, "errand-1") // a succeeded run's Job is deleted after its status is written
 	keepJobs(t, ns, 2*time.Second, "errand-1")
 	for name, runs := range map[string]int64{"once": 1, "errand": 1} {
 		if q := getQJob(t, ns, name); q.Status.RunCount != runs {
