@@ -87,7 +87,11 @@ test-e2e-local: kube cluster-packages cluster-tools base-images ## cluster-up, i
 	echo "--- images"; $(IMAGES) build --out $(IMAGES_DIR) $(IMAGE_BUILD_FLAGS) --push $(REGISTRY) $(PRODUCT_IMAGES) $(E2E_IMAGES); \
 	echo "--- e2e suite"; cd e2e && KUBECONFIG=$(CLUSTER_KUBECONFIG) KUBECTL=$(KUBE_BIN)/kubectl \
 		E2E_REGISTRY=$(REGISTRY) E2E_IMAGE_PULL_POLICY=Always \
-		go test -tags e2e -count=1 -timeout $(E2E_TIMEOUT) $(E2E_FLAGS) ./...
+		go test -tags e2e -count=1 -timeout $(E2E_TIMEOUT) $(E2E_FLAGS) ./...; \
+	echo "--- release e2e (two releases of a clone, helm install and upgrade from the registry)"; \
+	cd $(CURDIR)/tools && go build -o $(TOOLS_BIN)/release ./cmd/release; \
+	cd $(CURDIR)/e2e && KUBECONFIG=$(CLUSTER_KUBECONFIG) E2E_REGISTRY=$(REGISTRY) E2E_RELEASE_TOOL=$(TOOLS_BIN)/release \
+		go test -tags e2e,release -count=1 -timeout 25m -v -run '^TestReleaseUpgrade$$' ./product/
 	@echo "--- cluster lifecycle (down leaves nothing, up works again)"
 	cd tools && go test -tags localcluster -count=1 -timeout 10m -run TestLifecycle -v ./cmd/cluster/
 

@@ -20,6 +20,12 @@ import (
 )
 
 const (
+	// Version is the version of the upload protocol.
+	Version = protocol.Version
+	// HeaderVersion is the upload header naming the protocol version.
+	HeaderVersion = protocol.HeaderVersion
+	// UserAgentPrefix starts the persister's User-Agent header.
+	UserAgentPrefix = protocol.UserAgentPrefix
 	// Path is the URL path of the output endpoint.
 	Path = protocol.Path
 	// Audience is the audience of the persister's service-account token.

@@ -85,6 +85,10 @@ var suite struct {
 	sets []string
 }
 
+// suiteInstallsChart: TestMain installs the chart from this checkout before the tests and
+// removes it after them. The release test (build tag release) installs releases itself.
+var suiteInstallsChart = true
+
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
@@ -101,18 +105,20 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e/product:", err)
 		return 1
 	}
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), installTimeout+2*time.Minute)
-	err := install(ctx)
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e/product: installing the chart:", err)
-		dumpNamespace(releaseNS)
-		uninstallQuietly()
-		deleteNamespace(releaseNS)
-		return 1
+	if suiteInstallsChart {
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), installTimeout+2*time.Minute)
+		err := installChart(ctx, suite.chart, nil)
+		cancel()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "e2e/product: installing the chart:", err)
+			dumpNamespace(releaseNS)
+			uninstallQuietly()
+			deleteNamespace(releaseNS)
+			return 1
+		}
+		fmt.Printf("e2e/product: chart installed and ready in %s\n", time.Since(start).Round(100*time.Millisecond))
 	}
-	fmt.Printf("e2e/product: chart installed and ready in %s\n", time.Since(start).Round(100*time.Millisecond))
 	code := m.Run()
 	// TestProduct ends with helm uninstall; a run of a subset (-run) or a failure before it leaves
 	// the release, which is removed here.
@@ -204,9 +210,9 @@ func parseSets(sets []string) (map[string]any, error) {
 	return vals, nil
 }
 
-// install installs the chart (removing a release a crashed run left first) and waits until the
-// operator is ready.
-func install(ctx context.Context) error {
+// installChart installs ch with vals, or with the suite's values when vals is nil (removing a
+// release a crashed run left first), and waits until the operator is ready.
+func installChart(ctx context.Context, ch *chart.Chart, vals map[string]any) error {
 	cfg, err := helmConfig()
 	if err != nil {
 		return err
@@ -220,16 +226,17 @@ func install(ctx context.Context) error {
 	if err := prepareInstall(ctx); err != nil {
 		return err
 	}
-	vals, err := parseSets(suite.sets)
-	if err != nil {
-		return err
+	if vals == nil {
+		if vals, err = parseSets(suite.sets); err != nil {
+			return err
+		}
 	}
 	in := action.NewInstall(cfg)
 	in.ReleaseName = releaseName
 	in.Namespace = releaseNS
 	in.CreateNamespace = true
 	in.Timeout = installTimeout
-	if _, err := in.RunWithContext(ctx, suite.chart, vals); err != nil {
+	if _, err := in.RunWithContext(ctx, ch, vals); err != nil {
 		return fmt.Errorf("helm install: %w", err)
 	}
 	return waitOperatorReady(ctx)

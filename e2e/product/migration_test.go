@@ -136,7 +136,7 @@ func testSwitchFromOriginal(t *testing.T) {
 	start := time.Now()
 	installCtx, cancel := context.WithTimeout(ctx, installTimeout+time.Minute)
 	defer cancel()
-	if err := install(installCtx); err != nil {
+	if err := installChart(installCtx, suite.chart, nil); err != nil {
 		t.Fatalf("installing the chart in place of the original: %v", err)
 	}
 	t.Logf("figure: helm install over the original's state, ready: %s", ms(time.Since(start)))

@@ -232,15 +232,8 @@ func testHelmUpgrade(t *testing.T) {
 	if rel.Version != 2 {
 		t.Errorf("release version %d after the upgrade, want 2", rel.Version)
 	}
-	waitCtx, cancel := context.WithTimeout(ctx, installTimeout)
-	defer cancel()
-	if err := waitOperatorReady(waitCtx); err != nil {
+	if err := waitUpgraded(ctx); err != nil {
 		t.Fatal(err)
-	}
-	for _, name := range []string{controllerDeployment, webhookDeployment} {
-		if err := waitOnlyCurrentPods(waitCtx, name); err != nil {
-			t.Fatal(err)
-		}
 	}
 	t.Logf("figure: helm upgrade → both Deployments rolled out: %s", ms(time.Since(start)))
 
@@ -272,6 +265,22 @@ func testHelmUpgrade(t *testing.T) {
 		t.Fatalf("controller logs: %v", err)
 	}
 	t.Logf("the controller logged %d debug lines since the upgrade", bytes.Count(logs, []byte(`"level":"debug"`)))
+}
+
+// waitUpgraded waits, within installTimeout, until the operator is ready after a helm upgrade
+// and no pod of the previous revision is left.
+func waitUpgraded(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, installTimeout)
+	defer cancel()
+	if err := waitOperatorReady(ctx); err != nil {
+		return err
+	}
+	for _, name := range []string{controllerDeployment, webhookDeployment} {
+		if err := waitOnlyCurrentPods(ctx, name); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // waitOnlyCurrentPods waits until every pod of the Deployment belongs to its newest ReplicaSet

@@ -11,8 +11,22 @@
 package protocol
 
 const (
+	// Version is the version of this protocol: the upload message, the
+	// answer and the pod environment. A persister says which version it
+	// speaks in the HeaderVersion header of every upload; the controller
+	// refuses one it does not serve with a message recorded on the run (see
+	// docs/upgrading.md, version skew). A change that an older persister or
+	// controller would misread gets a new version.
+	Version = "v1alpha1"
+	// HeaderVersion is the upload header that names the protocol version the
+	// persister speaks. Persisters released before it send none; they speak
+	// v1alpha1.
+	HeaderVersion = "Quarks-Job-Upload-Protocol"
+	// UserAgentPrefix starts the persister's User-Agent header, followed by
+	// its release version: quarks-job-persister/v0.2.0.
+	UserAgentPrefix = "quarks-job-persister/"
 	// Path is the URL path of the output endpoint.
-	Path = "/v1alpha1/output"
+	Path = "/" + Version + "/output"
 	// Audience is the audience of the persister's service-account token.
 	Audience = "quarks-job"
 	// MaxFileBytes is the most an output file may hold: what one Secret holds.

@@ -455,3 +455,44 @@ func TestOriginalOutputsAreTakenOver(t *testing.T) {
 		t.Errorf("creds keeps the Retain annotation: %v", creds.Annotations)
 	}
 }
+
+// TestUploadProtocolVersions: the version skew contract. A persister that
+// speaks a protocol version this controller does not serve is refused with a
+// message that names both versions, recorded on the run, where the user
+// looks; nothing is written. One that says v1alpha1, or nothing (persisters
+// released before the header), is served.
+func TestUploadProtocolVersions(t *testing.T) {
+	ns := newNamespace(t)
+	r := newRun(t, ns, "skew", fullSpec(), "gen", "fan")
+	exit(t, r.pod, map[string]int32{"gen": 0, "fan": 0})
+	bearer := token(t, r.pod, upload.Audience)
+
+	newer := uploader
+	newer.Header = http.Header{upload.HeaderVersion: {"v2"}, "User-Agent": {upload.UserAgentPrefix + "v9.0.0"}}
+	status, answer, err := newer.Post(context.Background(), bearer, files(goodOutput))
+	must(t, err)
+	want := `output of pod ` + r.pod.Name + ` not persisted: its persister (v9.0.0) speaks upload protocol "v2", and this controller`
+	if status != http.StatusBadRequest || len(answer.Problems) != 1 || !strings.HasPrefix(answer.Problems[0], want) ||
+		!strings.Contains(answer.Problems[0], `serves "v1alpha1"`) {
+		t.Fatalf("status %d, answer %q; want 400 and %q", status, answer.Problems, want)
+	}
+	res := podResult(t, r.job, r.pod.Name)
+	if res == nil || res.Persisted || len(res.Problems) != 1 || res.Problems[0] != answer.Problems[0] {
+		t.Fatalf("the run's record of the pod: %+v", res)
+	}
+	if names := secretNamesIn(t, ns); len(names) != 0 {
+		t.Errorf("a refused upload wrote Secrets: %v", names)
+	}
+	expectEvent(t, r.qjob, "UploadProtocolUnsupported", want)
+
+	current := uploader
+	current.Header = http.Header{upload.HeaderVersion: {upload.Version}}
+	status, answer, err = current.Post(context.Background(), bearer, files(goodOutput))
+	must(t, err)
+	if status != http.StatusOK || len(answer.Problems) != 0 {
+		t.Fatalf("protocol %s: status %d, answer %+v", upload.Version, status, answer)
+	}
+	if res := podResult(t, r.job, r.pod.Name); res == nil || !res.Persisted || len(res.Problems) != 0 {
+		t.Errorf("the pod's record after an upload in the served protocol: %+v", res)
+	}
+}

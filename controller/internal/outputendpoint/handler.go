@@ -23,6 +23,7 @@ import (
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
 	"code.cloudfoundry.org/quarks-job/api/upload"
+	"code.cloudfoundry.org/quarks-job/api/version"
 	"code.cloudfoundry.org/quarks-job/controller/internal/output"
 	"code.cloudfoundry.org/quarks-job/controller/internal/secretwriter"
 )
@@ -67,6 +68,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	run, err := h.resolve(r.Context(), ref)
 	if err != nil {
 		h.refused(w, r, ref, err)
+		return
+	}
+
+	if speaks := r.Header.Get(upload.HeaderVersion); speaks != "" && speaks != upload.Version {
+		h.unsupportedProtocol(w, r, log, run, speaks)
 		return
 	}
 
@@ -441,6 +447,38 @@ func eventType(p output.Problem) string {
 		return corev1.EventTypeWarning
 	}
 	return corev1.EventTypeNormal
+}
+
+// unsupportedProtocol refuses an upload in a protocol version this controller
+// does not serve, and says so on the run, since the persister's log is not
+// where a user looks: the pod's record names the persister's version and
+// what to do, and the run that needs this pod's output fails with it.
+func (h *handler) unsupportedProtocol(w http.ResponseWriter, r *http.Request, log logr.Logger, run *run, speaks string) {
+	persister := "of unknown version"
+	if v, ok := strings.CutPrefix(r.UserAgent(), upload.UserAgentPrefix); ok {
+		persister = clip(v)
+	}
+	msg := fmt.Sprintf("output of pod %s not persisted: its persister (%s) speaks upload protocol %q, and this controller (%s) serves %q; "+
+		"run the persister image of the controller's release or of the release before it (docs/upgrading.md, version skew)",
+		run.pod.Name, persister, clip(speaks), version.Get().Version, upload.Version)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), processingTimeout)
+	defer cancel()
+	if err := h.recordResult(ctx, run, upload.Result{Pod: run.pod.Name, Index: completionIndex(run.pod), Problems: []string{msg}}); err != nil {
+		log.Error(err, "recording a refused upload on the run")
+	}
+	var n notices
+	n.add(corev1.EventTypeWarning, "UploadProtocolUnsupported", msg)
+	h.emit(run, n)
+	h.refused(w, r, podRef{Namespace: run.pod.Namespace, Name: run.pod.Name}, refuse(http.StatusBadRequest, "%s", msg))
+}
+
+// clip bounds what a client says of itself before it goes into a record.
+func clip(s string) string {
+	const most = 64
+	if len(s) > most {
+		return s[:most] + "…"
+	}
+	return s
 }
 
 // refused answers a request that was not accepted.

@@ -101,7 +101,7 @@ func config(v *viper.Viper) sidecar.Config {
 	}
 	log := slog.New(handler).With("pod", v.GetString("pod-namespace")+"/"+v.GetString("pod-name"))
 
-	cfg := sidecar.Config{Root: v.GetString("output-root"), Log: log, Declared: collect.Declared{}}
+	cfg := sidecar.Config{Root: v.GetString("output-root"), Log: log, Declared: collect.Declared{}, Version: version.Get().Version}
 	var problems []error
 	timeout, err := parseTimeout(v.GetString("upload-timeout"))
 	if err != nil {
@@ -125,7 +125,8 @@ func config(v *viper.Viper) sidecar.Config {
 		cfg.ConfigError = errors.Join(problems...)
 		return cfg
 	}
-	cfg.Uploader = &uploader.Client{Endpoint: endpoint, TokenPath: v.GetString("token-path"), HTTP: httpClient, Log: log}
+	cfg.Uploader = &uploader.Client{Endpoint: endpoint, TokenPath: v.GetString("token-path"), HTTP: httpClient, Log: log,
+		Version: version.Get().Version}
 	return cfg
 }
 

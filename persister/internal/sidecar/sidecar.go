@@ -27,6 +27,8 @@ type Config struct {
 	// UploadTimeout is how long after termination the upload may take.
 	UploadTimeout time.Duration
 	Log           *slog.Logger
+	// Version is the persister's release version, logged at start.
+	Version string
 }
 
 // Exit codes. A native sidecar's exit code does not decide the pod's phase;
@@ -43,6 +45,7 @@ const (
 // pod finishes (a crashing sidecar would hold the pod in restarts).
 func Run(terminate <-chan struct{}, cfg Config) int {
 	log := cfg.Log
+	log.Info("persister started", "version", cfg.Version, "uploadProtocol", upload.Version)
 	if cfg.ConfigError != nil {
 		log.Error("the persister is misconfigured; output will NOT be persisted", "error", cfg.ConfigError.Error())
 	}

@@ -26,6 +26,9 @@ import (
 type Client struct {
 	// Endpoint is the full URL of the output endpoint.
 	Endpoint string
+	// Version is the persister's release version, sent in the User-Agent
+	// header for the controller's logs and messages.
+	Version string
 	// TokenPath is the projected token file; it is read for every attempt,
 	// since the kubelet rotates it.
 	TokenPath string
@@ -113,6 +116,10 @@ func (c *Client) attempt(ctx context.Context, req *upload.Request) (*upload.Resp
 		return nil, 0, &PermanentError{Problems: []string{fmt.Sprintf("invalid endpoint URL %q: %v", c.Endpoint, err)}}
 	}
 	httpReq.Header.Set("Content-Type", "application/json")
+	httpReq.Header.Set(upload.HeaderVersion, upload.Version)
+	if c.Version != "" {
+		httpReq.Header.Set("User-Agent", upload.UserAgentPrefix+c.Version)
+	}
 	httpReq.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
 
 	httpResp, err := c.HTTP.Do(httpReq)

@@ -37,7 +37,7 @@ func newClient(t *testing.T, srv *httptest.Server, token string) *Client {
 		t.Fatal(err)
 	}
 	return &Client{
-		Endpoint: srv.URL + upload.Path, TokenPath: tokenPath, HTTP: httpClient,
+		Endpoint: srv.URL + upload.Path, TokenPath: tokenPath, HTTP: httpClient, Version: "v1.2.3",
 		Log:        slog.New(slog.NewTextHandler(io.Discard, nil)),
 		MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
 	}
@@ -50,6 +50,10 @@ func TestSendRetriesUntilAcknowledged(t *testing.T) {
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "Bearer the-token" || r.URL.Path != upload.Path || r.Method != http.MethodPost {
 			t.Errorf("request: %s %s %q", r.Method, r.URL.Path, r.Header.Get("Authorization"))
+		}
+		// The version skew contract: the protocol version and who speaks it.
+		if r.Header.Get(upload.HeaderVersion) != upload.Version || r.UserAgent() != upload.UserAgentPrefix+"v1.2.3" {
+			t.Errorf("protocol %q, user agent %q", r.Header.Get(upload.HeaderVersion), r.UserAgent())
 		}
 		var got upload.Request
 		if err := json.NewDecoder(r.Body).Decode(&got); err != nil || string(got.Containers[0].Files[0].Content) != `{"a":"b"}` {

@@ -130,6 +130,8 @@ type Client struct {
 	// URL is the endpoint's upload URL: https://<address> + upload.Path.
 	URL  string
 	HTTP *http.Client
+	// Header is added to every request.
+	Header http.Header
 }
 
 // Post sends one upload with the bearer token (none when empty) and returns
@@ -142,6 +144,9 @@ func (c Client) Post(ctx context.Context, bearer string, req *upload.Request) (i
 	httpReq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL, bytes.NewReader(body))
 	if err != nil {
 		return 0, upload.Response{}, err
+	}
+	for name, values := range c.Header {
+		httpReq.Header[name] = values
 	}
 	if bearer != "" {
 		httpReq.Header.Set("Authorization", "Bearer "+bearer)
