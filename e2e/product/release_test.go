@@ -19,6 +19,7 @@ import (
 	"helm.sh/helm/v3/pkg/cli"
 	"helm.sh/helm/v3/pkg/registry"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
 )
@@ -93,6 +94,15 @@ func TestReleaseUpgrade(t *testing.T) {
 	git(t, clone, "commit", "--quiet", "-am", "release "+releaseB)
 	b := release(t, tool, clone, releaseB)
 
+	for _, name := range active {
+		q, err := e.qjob(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := q.Status.LastRun; r == nil || r.Result != qjv1.RunRunning {
+			t.Fatalf("%s: run %s before the upgrade, want Running: the upgrade would not meet active runs", name, runString(r))
+		}
+	}
 	start = time.Now()
 	upgradeFromRegistry(t, b, []string{"controller.logLevel=debug"})
 	t.Logf("figure: helm upgrade to %s while %d runs were active → operator ready: %s", b.version, len(active), ms(time.Since(start)))
@@ -259,13 +269,22 @@ func upgradeFromRegistry(t *testing.T, r released, extra []string) {
 	}
 }
 
-// wantRunning fails unless the operator's pods run the release's images, by digest.
+// wantRunning fails unless every pod of the operator runs the release's images, by digest.
 func wantRunning(t *testing.T, r released) {
 	t.Helper()
-	for component, deployment := range map[string]string{"controller": controllerDeployment, "webhook": webhookDeployment} {
-		pod := onlyPod(t, "app.kubernetes.io/instance="+releaseName+",app.kubernetes.io/component="+component)
-		if got := pod.Spec.Containers[0].Image; !strings.HasSuffix(got, digestOf(r.images[component])) {
-			t.Errorf("deployment %s runs %s, want release %s's %s", deployment, got, r.version, r.images[component])
+	for _, component := range []string{"controller", "webhook"} {
+		selector := "app.kubernetes.io/instance=" + releaseName + ",app.kubernetes.io/component=" + component
+		pods, err := suite.kube.CoreV1().Pods(releaseNS).List(t.Context(), metav1.ListOptions{LabelSelector: selector})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pods.Items) == 0 {
+			t.Errorf("no %s pod", component)
+		}
+		for _, pod := range pods.Items {
+			if got := pod.Spec.Containers[0].Image; !strings.HasSuffix(got, digestOf(r.images[component])) {
+				t.Errorf("%s pod %s runs %s, want release %s's %s", component, pod.Name, got, r.version, r.images[component])
+			}
 		}
 	}
 }
