@@ -63,6 +63,24 @@ func TestReleaseUpgrade(t *testing.T) {
 	clone := filepath.Join(t.TempDir(), "quarks-job")
 	git(t, "", "clone", "--quiet", "--no-hardlinks", "../..", clone)
 	a := release(t, tool, clone, releaseA)
+	// Release B: one more commit, tagged, released. Both are made before the install, so
+	// that how long a release takes does not decide whether runs are still active at the
+	// upgrade.
+	changelog := filepath.Join(clone, "CHANGELOG.md")
+	old, err := os.ReadFile(changelog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(changelog, append([]byte("## "+releaseB+" (test release)\n\n"), old...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	git(t, clone, "commit", "--quiet", "-am", "release "+releaseB)
+	b := release(t, tool, clone, releaseB)
+	for _, component := range []string{"controller", "webhook", "persister"} {
+		if digestOf(a.images[component]) == digestOf(b.images[component]) {
+			t.Fatalf("releases %s and %s have the same %s image %s: the test could not tell them apart", releaseA, releaseB, component, a.images[component])
+		}
+	}
 
 	start := time.Now()
 	installFromRegistry(t, a, nil)
@@ -81,18 +99,6 @@ func TestReleaseUpgrade(t *testing.T) {
 			return q.Status.LastRun != nil, "no run yet"
 		})
 	}
-
-	// Release B: one more commit, tagged, released.
-	changelog := filepath.Join(clone, "CHANGELOG.md")
-	old, err := os.ReadFile(changelog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(changelog, append([]byte("## "+releaseB+" (test release)\n\n"), old...), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	git(t, clone, "commit", "--quiet", "-am", "release "+releaseB)
-	b := release(t, tool, clone, releaseB)
 
 	for _, name := range active {
 		q, err := e.qjob(name)
@@ -117,6 +123,21 @@ func TestReleaseUpgrade(t *testing.T) {
 	}
 	if want := `"version":"v` + releaseB + `"`; !bytes.Contains(logs, []byte(want)) {
 		t.Errorf("the controller's startup log does not say %s:\n%s", want, firstLines(logs, 5))
+	}
+
+	// The runs across the upgrade uploaded their output to B's controller.
+	for _, name := range active {
+		e.waitRunFinished(name, 1)
+	}
+	logs, err = suite.kube.CoreV1().Pods(releaseNS).GetLogs(controller.Name, &corev1.PodLogOptions{}).DoRaw(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range active {
+		pod := e.onlyRunPod(name, 1).pod
+		if !uploadHandled(logs, pod.Namespace+"/"+pod.Name) {
+			t.Errorf("release %s's controller did not handle the upload of %s (pod %s), which ran across the upgrade", releaseB, name, pod.Name)
+		}
 	}
 
 	// A run triggered right after the upgrade, on B.
@@ -192,6 +213,17 @@ func stripTag(ref string) string {
 		name = name[:i]
 	}
 	return name + "@" + digest
+}
+
+// uploadHandled reports whether the controller's JSON log has an "upload handled" line of the
+// pod (namespace/name).
+func uploadHandled(logs []byte, pod string) bool {
+	for _, line := range bytes.Split(logs, []byte("\n")) {
+		if bytes.Contains(line, []byte(`"msg":"upload handled"`)) && bytes.Contains(line, []byte(`"pod":"`+pod+`"`)) {
+			return true
+		}
+	}
+	return false
 }
 
 // digestOf is the @sha256:... end of an image reference.

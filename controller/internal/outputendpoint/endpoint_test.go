@@ -459,25 +459,32 @@ func TestOriginalOutputsAreTakenOver(t *testing.T) {
 // TestUploadProtocolVersions: the version skew contract. A persister that
 // speaks a protocol version this controller does not serve is refused with a
 // message that names both versions, recorded on the run, where the user
-// looks; nothing is written. One that says v1alpha1, or nothing (persisters
-// released before the header), is served.
+// looks; nothing is written. The answer is 503, since another replica may
+// serve the version during an upgrade. One that says v1alpha1, or nothing
+// (persisters released before the header), is served, and its record then
+// stays.
 func TestUploadProtocolVersions(t *testing.T) {
 	ns := newNamespace(t)
 	r := newRun(t, ns, "skew", fullSpec(), "gen", "fan")
 	exit(t, r.pod, map[string]int32{"gen": 0, "fan": 0})
 	bearer := token(t, r.pod, upload.Audience)
+	refusedBy := func(header http.Header) (int, []string) {
+		t.Helper()
+		c := uploader
+		c.Header = header
+		status, answer, err := c.Post(context.Background(), bearer, files(goodOutput))
+		must(t, err)
+		return status, answer.Problems
+	}
 
-	newer := uploader
-	newer.Header = http.Header{upload.HeaderVersion: {"v2"}, "User-Agent": {upload.UserAgentPrefix + "v9.0.0"}}
-	status, answer, err := newer.Post(context.Background(), bearer, files(goodOutput))
-	must(t, err)
+	status, problems := refusedBy(http.Header{upload.HeaderVersion: {"v2"}, "User-Agent": {upload.UserAgentPrefix + "v9.0.0"}})
 	want := `output of pod ` + r.pod.Name + ` not persisted: its persister (v9.0.0) speaks upload protocol "v2", and this controller`
-	if status != http.StatusBadRequest || len(answer.Problems) != 1 || !strings.HasPrefix(answer.Problems[0], want) ||
-		!strings.Contains(answer.Problems[0], `serves "v1alpha1"`) {
-		t.Fatalf("status %d, answer %q; want 400 and %q", status, answer.Problems, want)
+	if status != http.StatusServiceUnavailable || len(problems) != 1 || !strings.HasPrefix(problems[0], want) ||
+		!strings.Contains(problems[0], `serves "v1alpha1"`) {
+		t.Fatalf("status %d, problems %q; want 503 and %q", status, problems, want)
 	}
 	res := podResult(t, r.job, r.pod.Name)
-	if res == nil || res.Persisted || len(res.Problems) != 1 || res.Problems[0] != answer.Problems[0] {
+	if res == nil || res.Persisted || len(res.Problems) != 1 || res.Problems[0] != problems[0] {
 		t.Fatalf("the run's record of the pod: %+v", res)
 	}
 	if names := secretNamesIn(t, ns); len(names) != 0 {
@@ -485,14 +492,27 @@ func TestUploadProtocolVersions(t *testing.T) {
 	}
 	expectEvent(t, r.qjob, "UploadProtocolUnsupported", want)
 
-	current := uploader
-	current.Header = http.Header{upload.HeaderVersion: {upload.Version}}
-	status, answer, err = current.Post(context.Background(), bearer, files(goodOutput))
-	must(t, err)
-	if status != http.StatusOK || len(answer.Problems) != 0 {
-		t.Fatalf("protocol %s: status %d, answer %+v", upload.Version, status, answer)
+	// What a client says of itself reaches the record only in a plain form.
+	odd := strings.Repeat("é", 40) + "\u202e"
+	status, problems = refusedBy(http.Header{upload.HeaderVersion: {odd}, "User-Agent": {upload.UserAgentPrefix + `v1 "see https://example.invalid"`}})
+	if status != http.StatusServiceUnavailable || len(problems) != 1 ||
+		!strings.Contains(problems[0], `its persister (of unknown version) speaks upload protocol "`+strings.Repeat("é", 32)+`…"`) {
+		t.Errorf("status %d, problems %q", status, problems)
+	}
+
+	status, problems = refusedBy(http.Header{upload.HeaderVersion: {upload.Version}})
+	if status != http.StatusOK || len(problems) != 0 {
+		t.Fatalf("protocol %s: status %d, problems %q", upload.Version, status, problems)
 	}
 	if res := podResult(t, r.job, r.pod.Name); res == nil || !res.Persisted || len(res.Problems) != 0 {
-		t.Errorf("the pod's record after an upload in the served protocol: %+v", res)
+		t.Fatalf("the pod's record after an upload in the served protocol: %+v", res)
+	}
+	// A later upload in an unknown version does not take the persisted output back.
+	status, problems = refusedBy(http.Header{upload.HeaderVersion: {"v2"}})
+	if status != http.StatusBadRequest || len(problems) != 1 || !strings.HasSuffix(problems[0], "the output of an earlier upload stays persisted") {
+		t.Errorf("status %d, problems %q", status, problems)
+	}
+	if res := podResult(t, r.job, r.pod.Name); res == nil || !res.Persisted {
+		t.Errorf("the pod's record after a refused upload: %+v", res)
 	}
 }

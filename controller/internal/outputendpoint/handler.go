@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-logr/logr"
 	batchv1 "k8s.io/api/batch/v1"
@@ -452,33 +453,67 @@ func eventType(p output.Problem) string {
 // unsupportedProtocol refuses an upload in a protocol version this controller
 // does not serve, and says so on the run, since the persister's log is not
 // where a user looks: the pod's record names the persister's version and
-// what to do, and the run that needs this pod's output fails with it.
+// what to do, and the run that needs this pod's output fails with it unless
+// an upload in a served version replaces the record. The answer is 503: in
+// a rolling upgrade another replica may serve the version, so the persister
+// tries again until its upload timeout. A pod whose output is persisted
+// keeps its record.
 func (h *handler) unsupportedProtocol(w http.ResponseWriter, r *http.Request, log logr.Logger, run *run, speaks string) {
 	persister := "of unknown version"
-	if v, ok := strings.CutPrefix(r.UserAgent(), upload.UserAgentPrefix); ok {
-		persister = clip(v)
+	if v, ok := strings.CutPrefix(r.UserAgent(), upload.UserAgentPrefix); ok && plainVersion(v) {
+		persister = v
 	}
 	msg := fmt.Sprintf("output of pod %s not persisted: its persister (%s) speaks upload protocol %q, and this controller (%s) serves %q; "+
 		"run the persister image of the controller's release or of the release before it (docs/upgrading.md, version skew)",
 		run.pod.Name, persister, clip(speaks), version.Get().Version, upload.Version)
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), processingTimeout)
-	defer cancel()
-	if err := h.recordResult(ctx, run, upload.Result{Pod: run.pod.Name, Index: completionIndex(run.pod), Problems: []string{msg}}); err != nil {
-		log.Error(err, "recording a refused upload on the run")
+	ref := podRef{Namespace: run.pod.Namespace, Name: run.pod.Name}
+	result := upload.Result{Pod: run.pod.Name, Index: completionIndex(run.pod), Problems: []string{msg}}
+	i := slices.IndexFunc(run.record.Uploads, func(u qjv1.OutputUpload) bool { return u.Pod == run.pod.Name })
+	switch {
+	case i >= 0 && run.record.Uploads[i].Persisted:
+		h.refused(w, r, ref, refuse(http.StatusBadRequest, "%s; the output of an earlier upload stays persisted", msg))
+		return
+	case i >= 0 && equality.Semantic.DeepEqual(run.record.Uploads[i], result):
+		// Recorded and reported at the first attempt.
+	default:
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), processingTimeout)
+		defer cancel()
+		if err := h.recordResult(ctx, run, result); err != nil {
+			log.Error(err, "recording a refused upload on the run")
+		}
+		var n notices
+		n.add(corev1.EventTypeWarning, "UploadProtocolUnsupported", msg)
+		h.emit(run, n)
 	}
-	var n notices
-	n.add(corev1.EventTypeWarning, "UploadProtocolUnsupported", msg)
-	h.emit(run, n)
-	h.refused(w, r, podRef{Namespace: run.pod.Namespace, Name: run.pod.Name}, refuse(http.StatusBadRequest, "%s", msg))
+	h.refused(w, r, ref, refuse(http.StatusServiceUnavailable, "%s", msg))
 }
 
-// clip bounds what a client says of itself before it goes into a record.
+// plainVersion: what a persister says its version is goes into the run's
+// record only when it looks like one (v1.2.3-rc.1+abc), at most 64 bytes.
+func plainVersion(v string) bool {
+	if v == "" || len(v) > 64 {
+		return false
+	}
+	for _, c := range v {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '-' || c == '+') {
+			return false
+		}
+	}
+	return true
+}
+
+// clip bounds what a client says before it goes, quoted, into a record: at
+// most 64 bytes, cut at a character boundary.
 func clip(s string) string {
 	const most = 64
-	if len(s) > most {
-		return s[:most] + "…"
+	if len(s) <= most {
+		return s
 	}
-	return s
+	cut := most
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 // refused answers a request that was not accepted.
