@@ -491,15 +491,8 @@ func (h *handler) unsupportedProtocol(w http.ResponseWriter, r *http.Request, lo
 // plainVersion: what a persister says its version is goes into the run's
 // record only when it looks like one (v1.2.3-rc.1+abc), at most 64 bytes.
 func plainVersion(v string) bool {
-	if v == "" || len(v) > 64 {
-		return false
-	}
-	for _, c := range v {
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '-' || c == '+') {
-			return false
-		}
-	}
-	return true
+	const allowed = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-+"
+	return v != "" && len(v) <= 64 && strings.Trim(v, allowed) == ""
 }
 
 // clip bounds what a client says before it goes, quoted, into a record: at

@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -43,6 +44,11 @@ type Client struct {
 	MinBackoff, MaxBackoff time.Duration
 }
 
+// deadPeerTimeout bounds how long the persister waits on a controller that
+// does not answer at all: to connect, to shake hands, and for a ping on a
+// connection that went quiet (then as long again for its answer).
+var deadPeerTimeout = 5 * time.Second
+
 // NewHTTPClient returns an HTTPS client that trusts only the PEM CA bundle.
 func NewHTTPClient(caBundle []byte) (*http.Client, error) {
 	pool := x509.NewCertPool()
@@ -50,9 +56,17 @@ func NewHTTPClient(caBundle []byte) (*http.Client, error) {
 		return nil, errors.New("the CA bundle holds no PEM certificate")
 	}
 	transport := &http.Transport{
-		TLSClientConfig:     &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
-		TLSHandshakeTimeout: 10 * time.Second,
+		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+		// A controller pod that was killed and deleted takes its address
+		// with it: nothing answers, not even a reset. Connecting and the
+		// handshake fail fast then, and an established connection that
+		// stops answering HTTP/2 pings is closed, so the attempt fails
+		// within seconds instead of at its timeout, and the retries fit in
+		// the grace period. A controller that is only slow answers pings.
+		DialContext:         (&net.Dialer{Timeout: deadPeerTimeout, KeepAlive: deadPeerTimeout}).DialContext,
+		TLSHandshakeTimeout: deadPeerTimeout,
 		ForceAttemptHTTP2:   true,
+		HTTP2:               &http.HTTP2Config{SendPingTimeout: deadPeerTimeout, PingTimeout: deadPeerTimeout},
 		Proxy:               nil, // the endpoint is in-cluster
 	}
 	return &http.Client{Transport: transport}, nil

@@ -13,11 +13,13 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -152,5 +154,127 @@ func selfSignedPEM(t *testing.T) []byte {
 func TestNewHTTPClientRejectsEmptyBundle(t *testing.T) {
 	if _, err := NewHTTPClient([]byte("not PEM")); err == nil {
 		t.Fatal("want an error")
+	}
+}
+
+// freezingProxy forwards TCP connections to target until freeze is called:
+// then the connections it forwards go silent, neither forwarding nor closing,
+// as those to a controller pod that was killed and deleted do. Connections
+// accepted afterwards are forwarded again.
+type freezingProxy struct {
+	listener net.Listener
+	frozen   chan struct{}
+	mu       sync.Mutex
+	conns    []net.Conn
+}
+
+func newFreezingProxy(t *testing.T, target string) *freezingProxy {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &freezingProxy{listener: l, frozen: make(chan struct{})}
+	t.Cleanup(func() {
+		_ = l.Close()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, c := range p.conns {
+			_ = c.Close()
+		}
+	})
+	go func() {
+		for {
+			in, err := l.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", target)
+			if err != nil {
+				_ = in.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, in, out)
+			frozen := p.frozen
+			p.mu.Unlock()
+			go p.pipe(in, out, frozen)
+			go p.pipe(out, in, frozen)
+		}
+	}()
+	return p
+}
+
+// pipe copies until frozen is closed; then it holds on to both ends.
+func (p *freezingProxy) pipe(dst, src net.Conn, frozen <-chan struct{}) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		select {
+		case <-frozen:
+			return
+		default:
+		}
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// freeze silences the connections forwarded so far.
+func (p *freezingProxy) freeze() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	close(p.frozen)
+	p.frozen = make(chan struct{})
+}
+
+// TestSendSurvivesASilentController: the controller pod that took an upload
+// vanishes mid-request, so its connection neither answers nor closes. The
+// persister notices within seconds (an HTTP/2 ping goes unanswered), not at
+// the attempt's timeout, and the upload reaches another replica in time.
+func TestSendSurvivesASilentController(t *testing.T) {
+	saved := deadPeerTimeout
+	deadPeerTimeout = 200 * time.Millisecond
+	t.Cleanup(func() { deadPeerTimeout = saved })
+
+	var proxy *freezingProxy
+	var calls atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor != 2 {
+			t.Errorf("the persister spoke %s, want HTTP/2 (pings find a silent controller)", r.Proto)
+		}
+		_, _ = io.Copy(io.Discard, r.Body)
+		if calls.Add(1) == 1 {
+			proxy.freeze() // this replica's answer never arrives
+		}
+		_ = json.NewEncoder(w).Encode(upload.Response{Secrets: []string{"out"}})
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	proxy = newFreezingProxy(t, srv.Listener.Addr().String())
+
+	c := newClient(t, srv, "t")
+	c.Endpoint = "https://" + proxy.listener.Addr().String() + upload.Path
+	c.AttemptTimeout = time.Hour // only the silence can end the first attempt
+	httpClient, err := NewHTTPClient(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.HTTP = httpClient
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := c.Send(ctx, request)
+	if err != nil {
+		t.Fatalf("the upload did not survive a silent controller: %v", err)
+	}
+	if calls.Load() != 2 || len(resp.Secrets) != 1 {
+		t.Fatalf("%d calls, answer %+v; want the second call acknowledged", calls.Load(), resp)
 	}
 }
