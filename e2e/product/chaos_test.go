@@ -234,7 +234,9 @@ func runRequested(n int64) func(*qjv1.QuarksJob) bool {
 }
 
 // chaosJob is a QuarksJob whose container writes its pod's name to the versioned Secret
-// <name>-out. With a ConfigMap it reads it (and runs again when it changes, with
+// <name>-out, keeping every version, so that each can be counted. Its runs may take the
+// scenario's bound to start: the single node runs at most 110 pods, and the scenarios create
+// more. With a ConfigMap it reads it (and runs again when it changes, with
 // updateOnConfigChange). jobSpec adds to the Job's spec (completions, parallelism).
 func chaosJob(name, strategy, configMap, jobSpec string) string {
 	env, update := "", ""
@@ -256,7 +258,9 @@ metadata:
 spec:
   trigger:
     strategy: %[2]s%[3]s
+  runStartTimeout: 15m
   output:
+    versionsToKeep: 100
     outputMap:
       work:
         out.json:
@@ -368,34 +372,37 @@ func (e *tenv) waitOneRunEach(ctx context.Context, w *runWatch, qjobs []string, 
 	return lost, duplicated, unfinished
 }
 
-// leader returns the pod that holds the controller's leader election Lease ("" when none does).
-func leader(ctx context.Context) (string, error) {
+// leader returns the controller that holds the leader election Lease: its identity, which
+// names one process (<pod>_<uuid>, as controller-runtime makes it), and its pod; both "" when
+// none holds it. A controller killed without its pod restarts in the same pod, as a new process
+// with a new identity.
+func leader(ctx context.Context) (identity, pod string, err error) {
 	lease, err := suite.kube.CoordinationV1().Leases(releaseNS).Get(ctx, leaseName, metav1.GetOptions{})
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	if lease.Spec.HolderIdentity == nil {
-		return "", nil
+		return "", "", nil
 	}
-	// controller-runtime's identity is <hostname>_<uuid>, and a pod's hostname is its name.
-	pod, _, _ := strings.Cut(*lease.Spec.HolderIdentity, "_")
-	return pod, nil
+	// A pod's hostname is its name.
+	pod, _, _ = strings.Cut(*lease.Spec.HolderIdentity, "_")
+	return *lease.Spec.HolderIdentity, pod, nil
 }
 
-// waitNewLeader waits until a controller pod other than old holds the Lease and returns it.
-func waitNewLeader(ctx context.Context, old string) (string, error) {
+// waitNewLeader waits until a controller other than the one with the identity old holds the
+// Lease and returns its identity and pod.
+func waitNewLeader(ctx context.Context, old string) (identity, pod string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	var holder string
-	err := poll(ctx, 200*time.Millisecond, func() (bool, string) {
-		pod, err := leader(ctx)
+	err = poll(ctx, 200*time.Millisecond, func() (bool, string) {
+		var err error
+		identity, pod, err = leader(ctx)
 		if err != nil {
 			return false, err.Error()
 		}
-		holder = pod
-		return pod != "" && pod != old, "the Lease is held by " + pod
+		return identity != "" && identity != old, "the Lease is held by " + identity
 	})
-	return holder, err
+	return identity, pod, err
 }
 
 // crashController kills every process of the controller container of pod with SIGKILL: the
@@ -463,7 +470,7 @@ func crashLoop(ctx context.Context, t *testing.T, done <-chan struct{}, minKills
 		default:
 		}
 		killedAt := time.Now()
-		pod, err := waitNewLeader(ctx, previous)
+		identity, pod, err := waitNewLeader(ctx, previous)
 		if err != nil {
 			t.Errorf("after kill %d: no new leader: %v", kills, err)
 			return kills, longest
@@ -483,7 +490,7 @@ func crashLoop(ctx context.Context, t *testing.T, done <-chan struct{}, minKills
 			return kills, longest
 		}
 		kills++
-		previous = pod
+		previous = identity
 		t.Logf("kill %d: controller pod %s (SIGKILL)", kills, pod)
 	}
 	return kills, longest
@@ -668,7 +675,8 @@ func testOutputUnderLoad(t *testing.T) {
 	ctx, cancel := context.WithTimeout(e.ctx, chaosRunsTimeout)
 	defer cancel()
 	start := time.Now()
-	spec := fmt.Sprintf("      completions: %d\n      parallelism: %d", podsPerRun, podsPerRun)
+	// Two pods of a run at a time: 200 pods at once, of which the node runs 110.
+	spec := fmt.Sprintf("      completions: %d\n      parallelism: 2", podsPerRun)
 	for i := range qjobs {
 		name := fmt.Sprintf("load-%d", i)
 		e.apply(name, []byte(chaosJob(name, "once", "", spec)))
@@ -681,7 +689,7 @@ func testOutputUnderLoad(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	pod, err := leader(ctx)
+	_, pod, err := leader(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -729,7 +737,7 @@ func testFailover(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	pod, err := leader(ctx)
+	identity, pod, err := leader(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -741,7 +749,7 @@ func testFailover(t *testing.T) {
 		name := fmt.Sprintf("once-%d", i)
 		e.apply(name, []byte(chaosJob(name, "once", "", "")))
 	}
-	newLeader, err := waitNewLeader(ctx, pod)
+	newLeader, _, err := waitNewLeader(ctx, identity)
 	if err != nil {
 		t.Fatal(err)
 	}
