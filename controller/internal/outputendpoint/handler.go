@@ -77,6 +77,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	// The kubelet's report of the exit codes is awaited before the body is
+	// admitted: the wait holds no share of the bytes in flight, so uploads
+	// that wait do not keep others out.
+	states, waitErr := h.waitForExitCodes(r.Context(), run, outputSpec(run))
+
 	release, err := h.limits.admitBody(r.Context(), r)
 	if err != nil {
 		h.refused(w, r, ref, err)
@@ -98,7 +103,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The work goes on if the persister hangs up: its Result must be recorded.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.exitCodeTimeout+processingTimeout)
 	defer cancel()
-	outcome := h.persist(ctx, log, run, req)
+	outcome := h.persist(ctx, log, run, req, states, waitErr)
 	observe(outcome, req, received)
 
 	resp := upload.Response{Problems: outcome.result.Problems}
@@ -124,24 +129,30 @@ type outcome struct {
 	retry string
 }
 
-// persist validates the upload against the Job's snapshotted output spec,
-// writes the Secrets, records the Result on the Job and emits Events.
-func (h *handler) persist(ctx context.Context, log logr.Logger, run *run, req *upload.Request) outcome {
+// outputSpec is the spec the controller snapshotted in the run's record when
+// it created the Job: nothing on the Job or pod decides what is written.
+// Nothing declared: every uploaded file is ignored.
+func outputSpec(run *run) *qjv1.Output {
+	if run.record.Output == nil {
+		return &qjv1.Output{}
+	}
+	return run.record.Output
+}
+
+// persist validates the upload against the Job's snapshotted output spec and
+// the containers' states (waitErr says why some are not known yet), writes
+// the Secrets, records the Result on the Job and emits Events.
+func (h *handler) persist(ctx context.Context, log logr.Logger, run *run, req *upload.Request,
+	states map[string]output.ContainerState, waitErr error) outcome {
 	result := upload.Result{Pod: run.pod.Name, Index: completionIndex(run.pod)}
 	var retry string
 	var notices notices
 	defer func() { h.emit(run, notices) }()
 
-	// The spec the controller snapshotted in the run's record when it
-	// created the Job: nothing on the Job or pod decides what is written.
-	spec := run.record.Output
-	if spec == nil {
-		spec = &qjv1.Output{} // nothing declared: every uploaded file is ignored
-	}
+	spec := outputSpec(run)
 	{
-		states, err := h.waitForExitCodes(ctx, run, spec)
-		if err != nil {
-			retry = err.Error()
+		if waitErr != nil {
+			retry = waitErr.Error()
 		}
 		plan := output.Compute(spec, req, states)
 		result.Succeeded = output.AllExitedZero(spec, states)

@@ -44,6 +44,21 @@ type Client struct {
 	MinBackoff, MaxBackoff time.Duration
 }
 
+// encodedSize is the length of req's JSON encoding, as attempt sends it.
+func encodedSize(req *upload.Request) int64 {
+	var n byteCounter
+	_ = json.NewEncoder(&n).Encode(req) // a Request always encodes
+	return int64(n)
+}
+
+// byteCounter is a writer that only counts.
+type byteCounter int64
+
+func (c *byteCounter) Write(p []byte) (int, error) {
+	*c += byteCounter(len(p))
+	return len(p), nil
+}
+
 // deadPeerTimeout bounds how long the persister waits on a controller that
 // does not answer at all: to connect, to shake hands, and for a ping on a
 // connection that went quiet (then as long again for its answer).
@@ -129,6 +144,10 @@ func (c *Client) attempt(ctx context.Context, req *upload.Request) (*upload.Resp
 	if err != nil {
 		return nil, 0, &PermanentError{Problems: []string{fmt.Sprintf("invalid endpoint URL %q: %v", c.Endpoint, err)}}
 	}
+	// The controller admits uploads by their size: a body of unknown length
+	// counts as the largest, and few of those fit at once. The size is
+	// counted by encoding once without keeping anything.
+	httpReq.ContentLength = encodedSize(req)
 	httpReq.Header.Set("Content-Type", "application/json")
 	httpReq.Header.Set(upload.HeaderVersion, upload.Version)
 	if c.Version != "" {

@@ -53,6 +53,10 @@ func TestSendRetriesUntilAcknowledged(t *testing.T) {
 		if r.Header.Get("Authorization") != "Bearer the-token" || r.URL.Path != upload.Path || r.Method != http.MethodPost {
 			t.Errorf("request: %s %s %q", r.Method, r.URL.Path, r.Header.Get("Authorization"))
 		}
+		// Its size is announced: the controller admits uploads by size.
+		if r.ContentLength <= 0 {
+			t.Errorf("Content-Length %d, want the body's size", r.ContentLength)
+		}
 		// The version skew contract: the protocol version and who speaks it.
 		if r.Header.Get(upload.HeaderVersion) != upload.Version || r.UserAgent() != upload.UserAgentPrefix+"v1.2.3" {
 			t.Errorf("protocol %q, user agent %q", r.Header.Get(upload.HeaderVersion), r.UserAgent())
