@@ -26,6 +26,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -157,7 +158,8 @@ func start(work string) (stop func(), err error) {
 	if err != nil {
 		return stop, err
 	}
-	endpointAddr, err := freeAddress()
+	// Not the port envtest chose for the webhook: both were free a moment ago.
+	endpointAddr, err := freeAddress(env.WebhookInstallOptions.LocalServingPort)
 	if err != nil {
 		return stop, err
 	}
@@ -188,7 +190,7 @@ func start(work string) (stop func(), err error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { managerDone <- mgr.Start(ctx) }()
 	undo = append(undo, func() { cancel(); <-managerDone }) //nolint:errcheck // after cancel the manager only reports its shutdown
-	if err := waitForListener(endpointAddr, nil); err != nil {
+	if err := waitForListener(endpointAddr, endpointCA, nil); err != nil {
 		return stop, fmt.Errorf("the output endpoint: %w", err)
 	}
 
@@ -315,7 +317,7 @@ func startWebhook(env *envtest.Environment, bin, work string, endpointCA []byte,
 		return nil, err
 	}
 	go func() { _ = cmd.Wait(); close(p.exited) }()
-	if err := waitForListener(net.JoinHostPort(opts.LocalServingHost, strconv.Itoa(opts.LocalServingPort)), p.exited); err != nil {
+	if err := waitForListener(net.JoinHostPort(opts.LocalServingHost, strconv.Itoa(opts.LocalServingPort)), opts.LocalServingCAData, p.exited); err != nil {
 		_ = p.stop()
 		return nil, fmt.Errorf("the webhook: %w\n%s", err, p.log.String())
 	}
@@ -350,28 +352,49 @@ func (p *webhookProcess) stop() error {
 
 // waitForListener waits until a TLS server answers on addr, or exited is
 // closed.
-func waitForListener(addr string, exited <-chan struct{}) error {
-	return wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+// waitForListener waits until the server at addr answers with a certificate
+// that ca signs: that server, not another process that took the port.
+func waitForListener(addr string, ca []byte, exited <-chan struct{}) error {
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(ca) {
+		return errors.New("no CA certificate to check the server with")
+	}
+	var last error
+	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
 		select {
 		case <-exited:
 			return false, errors.New("exited")
 		default:
 		}
-		conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // only waits for the server to listen
+		conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12})
 		if err != nil {
-			return false, nil //nolint:nilerr // not listening yet
+			last = err
+			return false, nil //nolint:nilerr // not serving yet, or another server has the port: the last error says which
 		}
 		return true, conn.Close()
 	})
+	if err != nil && last != nil {
+		return fmt.Errorf("%w (last attempt: %w)", err, last)
+	}
+	return err
 }
 
-func freeAddress() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+// freeAddress returns a loopback address whose port was free, other than the
+// ports in taken.
+func freeAddress(taken ...int) (string, error) {
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		if err := l.Close(); err != nil {
+			return "", err
+		}
+		if !slices.Contains(taken, port) {
+			return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), nil
+		}
 	}
-	addr := l.Addr().String()
-	return addr, l.Close()
 }
 
 // writeServingCert writes a self-signed tls.crt/tls.key for 127.0.0.1 into
