@@ -425,6 +425,13 @@ type OutputUpload struct {
 	// +optional
 	Persisted bool `json:"persisted,omitempty"`
 
+	// pending is true while the upload waits, received and kept by the
+	// controller, for the kubelet to report the exit codes of the pod's
+	// containers; the controller persists it then, and the run does not end
+	// before it has.
+	// +optional
+	Pending bool `json:"pending,omitempty"`
+
 	// secrets that were written (or found written by an earlier, identical
 	// upload): the first MaxRecordedSecrets of them.
 	// +optional
@@ -469,7 +476,7 @@ func (u *OutputUpload) Truncate() {
 	}
 }
 
-// Compact keeps what decides a run (pod, index, succeeded, persisted), the
+// Compact keeps what decides a run (pod, index, succeeded, persisted, pending), the
 // counts and the start of the first problem: the form of an upload recorded
 // when the run's record has grown large (many pods).
 func (u *OutputUpload) Compact() {

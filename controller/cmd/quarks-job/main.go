@@ -69,6 +69,7 @@ func command(v *viper.Viper) *cobra.Command {
 	f.Duration("run-start-timeout", quarksjob.DefaultRunStartTimeout, "how long a run's pods may take to start (created, scheduled, images pulled) before the run fails with the reason")
 	f.Bool("leader-elect", false, "elect a leader so that only one replica acts")
 	f.String("leader-election-namespace", "", "namespace of the leader election lease; the pod's namespace when empty")
+	f.String("namespace", "", "the controller's own namespace, where uploads that wait for the kubelet's exit codes are held; the pod's namespace when empty")
 	f.String("leader-election-id", "quarks-job.quarks.cloudfoundry.org", "name of the leader election lease")
 	f.String("metrics-bind-address", ":8080", "address of the metrics endpoint; 0 disables it")
 	f.String("health-probe-bind-address", ":8081", "address of the health and readiness probes")
@@ -182,6 +183,7 @@ func run(v *viper.Viper) error {
 			CertDir:         dir,
 			ExitCodeTimeout: v.GetDuration("output-exit-code-timeout"),
 			PersisterImage:  v.GetString("persister-image"),
+			HoldNamespace:   ownNamespace(v),
 			Watches: func(ctx context.Context, namespace string) (bool, error) {
 				if len(watched) > 0 && !watched[namespace] {
 					return false, nil
@@ -211,6 +213,23 @@ func run(v *viper.Viper) error {
 		return err
 	}
 	return mgr.Start(ctrl.SetupSignalHandler())
+}
+
+// serviceAccountNamespace is the file in which the kubelet gives a pod its
+// namespace.
+const serviceAccountNamespace = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+// ownNamespace is the controller's namespace: --namespace, else the pod's;
+// empty outside a pod.
+func ownNamespace(v *viper.Viper) string {
+	if ns := v.GetString("namespace"); ns != "" {
+		return ns
+	}
+	raw, err := os.ReadFile(serviceAccountNamespace)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(raw))
 }
 
 // cachesSynced is a readiness check that passes once the cache's informers

@@ -2,6 +2,8 @@ package outputendpoint
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -369,15 +371,116 @@ func TestWaitsForExitCodes(t *testing.T) {
 		t.Fatalf("answered before the exit code was reported")
 	}
 
-	// Never reported: the persister is told to retry, and the Job says why.
-	never := newRun(t, ns, "never", &qjv1.Output{OutputMap: qjv1.OutputMap{"gen": {"creds.json": {Name: "never"}}}}, "gen")
-	exit(t, never.pod, nil)
-	status, answer = post(t, token(t, never.pod, upload.Audience), files(map[string]map[string]string{"gen": {"creds.json": `{"a":"b"}`}}))
-	if status != http.StatusServiceUnavailable || !strings.Contains(strings.Join(answer.Problems, ""), "did not report the exit code of container(s) gen within") {
+}
+
+// TestHeldUntilExitCodes: an upload whose exit codes the kubelet has not
+// reported within the endpoint's wait is held by the controller, recorded as
+// pending, and persisted once they are; a held upload whose pod is gone is
+// dropped without writing anything.
+func TestHeldUntilExitCodes(t *testing.T) {
+	ns := newNamespace(t)
+	late := newRun(t, ns, "late", &qjv1.Output{OutputMap: qjv1.OutputMap{"gen": {"creds.json": {Name: "late"}}}}, "gen")
+	exit(t, late.pod, nil)
+	status, answer := post(t, token(t, late.pod, upload.Audience), files(map[string]map[string]string{"gen": {"creds.json": `{"a":"b"}`}}))
+	if status != http.StatusOK || !strings.Contains(strings.Join(answer.Problems, ""), "the controller holds the upload") {
 		t.Fatalf("status %d %+v", status, answer)
 	}
-	if res := result(t, never.job); res == nil || res.Persisted || !strings.Contains(strings.Join(res.Problems, ""), `the kubelet has not reported the exit code of container "gen"`) {
+	if res := result(t, late.job); res == nil || !res.Pending || res.Persisted || !strings.Contains(strings.Join(res.Problems, ""), `the kubelet has not reported the exit code of container "gen"`) {
 		t.Fatalf("result: %+v", res)
+	}
+	held := secret(t, testHoldNamespace, heldName(late.pod.UID))
+	if held.Annotations[heldPodName] != late.pod.Name || len(held.Data[heldKey]) == 0 {
+		t.Fatalf("held upload: %+v", held.ObjectMeta)
+	}
+	if slices.Contains(secretNamesIn(t, ns), "late") {
+		t.Fatal("output was written before the exit code was known")
+	}
+
+	exit(t, late.pod, map[string]int32{"gen": 0})
+	eventually(t, 30*time.Second, func() string {
+		if res := result(t, late.job); res == nil || res.Pending || !res.Persisted {
+			return fmt.Sprintf("the held upload was not persisted: %+v", res)
+		}
+		return ""
+	})
+	if s := secret(t, ns, "late"); string(s.Data["a"]) != "b" {
+		t.Fatalf("output: %v", s.Data)
+	}
+	eventually(t, 10*time.Second, func() string {
+		if slices.Contains(secretNamesIn(t, testHoldNamespace), heldName(late.pod.UID)) {
+			return "the held upload was kept after it was persisted"
+		}
+		return ""
+	})
+
+	// A held upload of a container that failed is settled as failed.
+	failed := newRun(t, ns, "failed", &qjv1.Output{OutputMap: qjv1.OutputMap{"gen": {"creds.json": {Name: "failed"}}}}, "gen")
+	exit(t, failed.pod, nil)
+	if status, answer := post(t, token(t, failed.pod, upload.Audience), files(map[string]map[string]string{"gen": {"creds.json": `{"a":"b"}`}})); status != http.StatusOK {
+		t.Fatalf("status %d %+v", status, answer)
+	}
+	exit(t, failed.pod, map[string]int32{"gen": 3})
+	eventually(t, 30*time.Second, func() string {
+		if res := result(t, failed.job); res == nil || res.Pending || res.Succeeded || len(res.Secrets) != 0 {
+			return fmt.Sprintf("the held upload of a failed container was not settled: %+v", res)
+		}
+		return ""
+	})
+	if slices.Contains(secretNamesIn(t, ns), "failed") {
+		t.Fatal("output of a failed container was written")
+	}
+
+	// The pod is deleted before the kubelet reports: nothing is written,
+	// and the held upload is dropped.
+	gone := newRun(t, ns, "gone", &qjv1.Output{OutputMap: qjv1.OutputMap{"gen": {"creds.json": {Name: "gone"}}}}, "gen")
+	exit(t, gone.pod, nil)
+	if status, answer := post(t, token(t, gone.pod, upload.Audience), files(map[string]map[string]string{"gen": {"creds.json": `{"a":"b"}`}})); status != http.StatusOK {
+		t.Fatalf("status %d %+v", status, answer)
+	}
+	must(t, k8s.Delete(context.Background(), gone.pod, client.GracePeriodSeconds(0)))
+	eventually(t, 30*time.Second, func() string {
+		if slices.Contains(secretNamesIn(t, testHoldNamespace), heldName(gone.pod.UID)) {
+			return "the held upload of a deleted pod was kept"
+		}
+		return ""
+	})
+	if res := result(t, gone.job); res == nil || !res.Pending || res.Persisted || slices.Contains(secretNamesIn(t, ns), "gone") {
+		t.Fatalf("a dropped upload wrote output or changed its record: %+v", res)
+	}
+}
+
+// TestForgedHeldUploadIsIgnored: whoever may write Secrets in a run's
+// namespace plants one shaped like a held upload, naming a pod of a running
+// run whose container exited 0: the controller reads held uploads only from
+// its own namespace, and writes nothing.
+func TestForgedHeldUploadIsIgnored(t *testing.T) {
+	ns := newNamespace(t)
+	victim := newRun(t, ns, "victim", &qjv1.Output{OutputMap: qjv1.OutputMap{"gen": {"creds.json": {Name: "victim-creds"}}}}, "gen")
+	exit(t, victim.pod, map[string]int32{"gen": 0})
+	raw, err := json.Marshal(files(map[string]map[string]string{"gen": {"creds.json": `{"user":"forged"}`}}))
+	must(t, err)
+	forged := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: heldName(victim.pod.UID), Namespace: ns, Labels: map[string]string{heldLabel: "true"},
+			Annotations: map[string]string{heldPodNamespace: ns, heldPodName: victim.pod.Name, heldPodUID: string(victim.pod.UID)}},
+		Type: heldType, Data: map[string][]byte{heldKey: raw},
+	}
+	must(t, k8s.Create(context.Background(), forged))
+	// A genuine held upload, settled after the forged one was planted: the
+	// holder has looked at what it holds since.
+	honest := newRun(t, ns, "honest", &qjv1.Output{OutputMap: qjv1.OutputMap{"gen": {"creds.json": {Name: "honest-creds"}}}}, "gen")
+	exit(t, honest.pod, nil)
+	if status, answer := post(t, token(t, honest.pod, upload.Audience), files(map[string]map[string]string{"gen": {"creds.json": `{"a":"b"}`}})); status != http.StatusOK {
+		t.Fatalf("status %d %+v", status, answer)
+	}
+	exit(t, honest.pod, map[string]int32{"gen": 0})
+	eventually(t, 30*time.Second, func() string {
+		if res := result(t, honest.job); res == nil || !res.Persisted {
+			return fmt.Sprintf("the genuine held upload was not persisted: %+v", res)
+		}
+		return ""
+	})
+	if slices.Contains(secretNamesIn(t, ns), "victim-creds") || result(t, victim.job) != nil {
+		t.Fatal("a held upload planted in the run's namespace was persisted")
 	}
 }
 

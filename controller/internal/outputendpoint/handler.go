@@ -49,6 +49,9 @@ type handler struct {
 	persisterImage string
 	// limits bounds the work and memory of concurrent uploads.
 	limits *limits
+	// holdNamespace is where uploads waiting for exit codes are held (see
+	// held.go); none are held when it is empty.
+	holdNamespace string
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -103,7 +106,24 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The work goes on if the persister hangs up: its Result must be recorded.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.exitCodeTimeout+processingTimeout)
 	defer cancel()
-	outcome := h.persist(ctx, log, run, req, states, waitErr)
+	held := false
+	if waitErr != nil && h.holdNamespace != "" {
+		// The persister's time may end before the kubelet reports: the
+		// controller keeps the upload and persists it then.
+		if err := h.hold(ctx, ref, req); err != nil {
+			log.Error(err, "holding an upload until its exit codes are known; the persister is asked to retry")
+		} else {
+			held = true
+		}
+	}
+	outcome := h.persist(ctx, log, run, req, states, waitErr, held)
+	if !held && outcome.retry == "" && heldBefore(run) {
+		// A retry of a held upload that was persisted now: the held copy
+		// must not be persisted again.
+		if err := h.release(ctx, ref); err != nil {
+			log.Error(err, "deleting the held copy of a persisted upload")
+		}
+	}
 	observe(outcome, req, received)
 
 	resp := upload.Response{Problems: outcome.result.Problems}
@@ -111,6 +131,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		resp.Secrets = append(resp.Secrets, s.Name)
 	}
 	status := http.StatusOK
+	if held {
+		resp.Problems = append(resp.Problems, "the controller holds the upload and persists it when the kubelet reports the exit codes")
+	}
 	if outcome.retry != "" {
 		// Nothing the user can fix: the persister should try again.
 		w.Header().Set("Retry-After", "2")
@@ -141,9 +164,10 @@ func outputSpec(run *run) *qjv1.Output {
 
 // persist validates the upload against the Job's snapshotted output spec and
 // the containers' states (waitErr says why some are not known yet), writes
-// the Secrets, records the Result on the Job and emits Events.
+// the Secrets, records the Result on the Job and emits Events. A held upload
+// (see held.go) is recorded as pending rather than asked to be retried.
 func (h *handler) persist(ctx context.Context, log logr.Logger, run *run, req *upload.Request,
-	states map[string]output.ContainerState, waitErr error) outcome {
+	states map[string]output.ContainerState, waitErr error, held bool) outcome {
 	result := upload.Result{Pod: run.pod.Name, Index: completionIndex(run.pod)}
 	var retry string
 	var notices notices
@@ -151,7 +175,10 @@ func (h *handler) persist(ctx context.Context, log logr.Logger, run *run, req *u
 
 	spec := outputSpec(run)
 	{
-		if waitErr != nil {
+		switch {
+		case waitErr != nil && held:
+			result.Pending = true
+		case waitErr != nil:
 			retry = waitErr.Error()
 		}
 		plan := output.Compute(spec, req, states)

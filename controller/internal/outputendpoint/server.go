@@ -51,6 +51,14 @@ type Options struct {
 	PersisterImage string
 	// Limits bound concurrent uploads and TokenReviews.
 	Limits Limits
+	// HoldNamespace is the controller's own namespace: an upload whose exit
+	// codes the kubelet has not reported within ExitCodeTimeout is held
+	// there in a Secret and persisted when they are. Empty: nothing is held,
+	// and the persister retries until its grace period ends.
+	HoldNamespace string
+	// HoldInterval is how often the leader looks at the held uploads;
+	// default DefaultHoldInterval.
+	HoldInterval time.Duration
 }
 
 // Defaults.
@@ -75,6 +83,9 @@ func (o *Options) defaults(mgr manager.Manager) {
 	}
 	if o.ExitCodeTimeout <= 0 {
 		o.ExitCodeTimeout = DefaultExitCodeTimeout
+	}
+	if o.HoldInterval <= 0 {
+		o.HoldInterval = DefaultHoldInterval
 	}
 	if o.Recorder == nil {
 		o.Recorder = mgr.GetEventRecorder("quarks-job-output")
@@ -102,6 +113,12 @@ func Add(mgr ctrl.Manager, opts Options) error {
 		watches:         opts.Watches,
 		persisterImage:  opts.PersisterImage,
 		limits:          newLimits(opts.Limits),
+		holdNamespace:   opts.HoldNamespace,
+	}
+	if h.holdNamespace != "" {
+		if err := mgr.Add(&holder{h: h, interval: opts.HoldInterval}); err != nil {
+			return err
+		}
 	}
 	return mgr.Add(&server{addr: opts.BindAddress, certs: watcher, handler: h})
 }

@@ -111,7 +111,11 @@ func runSuite(m *testing.M) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := Add(mgr, Options{BindAddress: addr, CertDir: certDir, ExitCodeTimeout: testExitCodeTimeout, PersisterImage: testPersisterImage}); err != nil {
+	if err := k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testHoldNamespace}}); err != nil {
+		return 0, err
+	}
+	if err := Add(mgr, Options{BindAddress: addr, CertDir: certDir, ExitCodeTimeout: testExitCodeTimeout, PersisterImage: testPersisterImage,
+		HoldNamespace: testHoldNamespace, HoldInterval: 200 * time.Millisecond}); err != nil {
 		return 0, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -129,6 +133,10 @@ func runSuite(m *testing.M) (int, error) {
 	}
 	return code, nil
 }
+
+// testHoldNamespace is the controller's namespace, where uploads wait for
+// their exit codes.
+const testHoldNamespace = "quarks-job-system"
 
 // testPersisterImage is the persister image the test endpoint accepts.
 const testPersisterImage = "persister"

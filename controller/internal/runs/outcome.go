@@ -23,6 +23,11 @@ type Outcome struct {
 	// Output combines what the output endpoint recorded for the run's pods;
 	// nil when no pod uploaded.
 	Output *upload.Result
+	// Awaiting names the pods whose uploads the controller holds until the
+	// kubelet reports their exit codes, when the Job completed and without
+	// them its output would be missing: the run is still Running, and
+	// CompletionTime is the Job's.
+	Awaiting []string
 }
 
 // OutcomeOf reads a run's Job together with the run's record, which holds
@@ -47,6 +52,12 @@ func OutcomeOf(job *batchv1.Job, run *qjv1.Run) Outcome {
 			if o.DeclaresOutput {
 				o.checkOutput(job, run.Uploads)
 			}
+			if o.Result == qjv1.RunFailed {
+				if awaiting := pendingPods(run.Uploads); len(awaiting) > 0 {
+					o.Result, o.Awaiting = qjv1.RunRunning, awaiting
+					o.Message = "the job completed; waiting for the kubelet's exit codes to persist the output of " + listed(awaiting)
+				}
+			}
 			return o
 		case batchv1.JobFailed:
 			o.Result, o.Message = qjv1.RunFailed, describe("the job failed", c.Reason, c.Message)
@@ -58,6 +69,17 @@ func OutcomeOf(job *batchv1.Job, run *qjv1.Run) Outcome {
 		}
 	}
 	return o
+}
+
+// pendingPods are the pods whose uploads wait for their exit codes.
+func pendingPods(uploads []qjv1.OutputUpload) []string {
+	var pods []string
+	for _, u := range uploads {
+		if u.Pending {
+			pods = append(pods, "pod "+u.Pod)
+		}
+	}
+	return pods
 }
 
 // combine merges the uploads of a run's pods: a persisted upload stands for

@@ -288,6 +288,18 @@ func TestOutcomeOfManyPods(t *testing.T) {
 			batchv1.JobStatus{Succeeded: 2},
 			[]qjv1.OutputUpload{{Pod: "a", Succeeded: true, Persisted: true}, {Pod: "b", Succeeded: true, Problems: []string{"bad"}}},
 			qjv1.RunFailed, "1 of the 2 pods that succeeded persisted their output; pod b: bad"},
+		{"two completions, one held for its exit codes", batchv1.JobSpec{Completions: ptr.To[int32](2), Parallelism: ptr.To[int32](2)},
+			batchv1.JobStatus{Succeeded: 2},
+			[]qjv1.OutputUpload{{Pod: "a", Succeeded: true, Persisted: true}, {Pod: "b", Pending: true, Problems: []string{"exit code unknown"}}},
+			qjv1.RunRunning, "waiting for the kubelet's exit codes to persist the output of pod b"},
+		{"indexed, index 1 held for its exit codes", batchv1.JobSpec{CompletionMode: &indexed, Completions: ptr.To[int32](2)},
+			batchv1.JobStatus{Succeeded: 2, CompletedIndexes: "0-1"},
+			[]qjv1.OutputUpload{{Pod: "p0", Index: index(0), Succeeded: true, Persisted: true}, {Pod: "p1", Index: index(1), Pending: true}},
+			qjv1.RunRunning, "pod p1"},
+		{"a held upload of a pod the Job did not need", batchv1.JobSpec{Completions: ptr.To[int32](1)},
+			batchv1.JobStatus{Succeeded: 1},
+			[]qjv1.OutputUpload{{Pod: "a", Succeeded: true, Persisted: true}, {Pod: "b", Pending: true}},
+			qjv1.RunSucceeded, "completed"},
 	}
 	for _, c := range cases {
 		job := &batchv1.Job{Spec: c.spec, Status: c.status}

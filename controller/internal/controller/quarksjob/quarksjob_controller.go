@@ -188,7 +188,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 	r.warnForeignJobs(qjob, &obs)
 
-	status := computeStatus(qjob, obs, metav1.NewTime(r.Now()))
+	now := metav1.NewTime(r.Now())
+	status := computeStatus(qjob, obs, now)
+	recheck = soonest(recheck, awaitRecheck(&status, &obs, now))
 	if equality.Semantic.DeepEqual(status, qjob.Status) {
 		return reconcile.Result{RequeueAfter: recheck}, r.settleJob(ctx, qjob, &obs)
 	}

@@ -3,6 +3,8 @@ package quarksjob
 import (
 	"fmt"
 	"strconv"
+	"strings"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -88,6 +90,12 @@ func computeStatus(qjob *qjv1.QuarksJob, obs observation, now metav1.Time) qjv1.
 		case outcome.Result != qjv1.RunRunning:
 			last.Result, last.Message, last.CompletionTime = outcome.Result, outcome.Message, outcome.CompletionTime
 			finish(&status, last, &outcome)
+		case len(outcome.Awaiting) > 0 && now.Sub(outcome.CompletionTime.Time) >= awaitExitCodes:
+			// The kubelet never reported them: the output cannot be proven.
+			last.Result, last.CompletionTime = qjv1.RunFailed, outcome.CompletionTime
+			last.Message = fmt.Sprintf("the job completed but its output was not persisted: the kubelet did not report the exit codes of %s within %s of the job's completion",
+				strings.Join(outcome.Awaiting, ", "), awaitExitCodes)
+			finish(&status, last, &outcome)
 		case obs.lastJobGone || (job != nil && !job.DeletionTimestamp.IsZero()):
 			// Deleted by someone while it ran: it will never finish.
 			last.Result, last.CompletionTime = qjv1.RunFailed, &now
@@ -124,6 +132,30 @@ func computeStatus(qjob *qjv1.QuarksJob, obs observation, now metav1.Time) qjv1.
 		meta.FindStatusCondition(status.Conditions, qjv1.ConditionWaitingForReferences).LastTransitionTime = now
 	}
 	return status
+}
+
+// awaitExitCodes bounds how long a completed run waits for the kubelet to
+// report the exit codes its held uploads need (see runs.Outcome.Awaiting).
+// A completed Job's pods have terminated: the kubelet reports them within
+// seconds, unless the pods were deleted.
+const awaitExitCodes = 2 * time.Minute
+
+// awaitRecheck is when a run that waits for exit codes must be looked at
+// again, to end it at its bound; 0 when none waits.
+func awaitRecheck(status *qjv1.QuarksJobStatus, obs *observation, now metav1.Time) time.Duration {
+	last := status.LastRun
+	if last == nil || last.Result != qjv1.RunRunning {
+		return 0
+	}
+	job := obs.recordedJob(last)
+	if job == nil {
+		return 0
+	}
+	outcome := runs.OutcomeOf(job, last)
+	if len(outcome.Awaiting) == 0 {
+		return 0
+	}
+	return max(outcome.CompletionTime.Add(awaitExitCodes).Sub(now.Time), time.Second)
 }
 
 // remember puts the summary of a run a newer one replaced as lastRun first

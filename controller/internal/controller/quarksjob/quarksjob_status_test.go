@@ -46,6 +46,11 @@ func TestComputeStatus(t *testing.T) {
 	running := func(n int64) *qjv1.Run {
 		return &qjv1.Run{Number: n, JobName: runs.JobName("q", n), JobUID: types.UID(fmt.Sprintf("job-uid-%d", n)), Trigger: qjv1.RunTriggerOnce, Result: qjv1.RunRunning}
 	}
+	heldRun := func(r *qjv1.Run) *qjv1.Run {
+		r.Output = &qjv1.Output{OutputMap: qjv1.OutputMap{"c": {"f.json": {Name: "s"}}}}
+		r.Uploads = []qjv1.OutputUpload{{Pod: "p", Pending: true, Problems: []string{`the kubelet has not reported the exit code of container "c"`}}}
+		return r
+	}
 	succeeded := func(n int64) *qjv1.Run {
 		return &qjv1.Run{Number: n, JobName: runs.JobName("q", n), Trigger: qjv1.RunTriggerOnce, Result: qjv1.RunSucceeded}
 	}
@@ -122,6 +127,29 @@ func TestComputeStatus(t *testing.T) {
 				return observation{jobs: []batchv1.Job{jobOf(q, 2, qjv1.RunTriggerOnce, batchv1.JobComplete)}}
 			},
 			want: want{run: 2, result: qjv1.RunSucceeded, trigger: qjv1.RunTriggerOnce, active: metav1.ConditionFalse, pending: metav1.ConditionFalse, waiting: metav1.ConditionFalse, completed: true},
+		},
+		{
+			name: "the run's Job completed with an upload held for its exit codes",
+			qjob: qjobWith(heldRun(running(2)), nil),
+			obs: func(q *qjv1.QuarksJob) observation {
+				return observation{jobs: []batchv1.Job{jobOf(q, 2, qjv1.RunTriggerOnce, batchv1.JobComplete)}}
+			},
+			want: want{run: 2, result: qjv1.RunRunning, trigger: qjv1.RunTriggerOnce, active: metav1.ConditionTrue, pending: metav1.ConditionFalse, waiting: metav1.ConditionFalse},
+		},
+		{
+			name: "the held upload's exit codes never came",
+			qjob: qjobWith(heldRun(running(2)), nil),
+			obs: func(q *qjv1.QuarksJob) observation {
+				job := jobOf(q, 2, qjv1.RunTriggerOnce, batchv1.JobComplete)
+				job.Status.CompletionTime = &metav1.Time{Time: now.Add(-awaitExitCodes)}
+				return observation{jobs: []batchv1.Job{job}}
+			},
+			want: want{run: 2, result: qjv1.RunFailed, trigger: qjv1.RunTriggerOnce, active: metav1.ConditionFalse, pending: metav1.ConditionFalse, waiting: metav1.ConditionFalse},
+			check: func(t *testing.T, s qjv1.QuarksJobStatus) {
+				if want := "the kubelet did not report the exit codes of pod p within 2m0s of the job's completion"; !strings.Contains(s.LastRun.Message, want) {
+					t.Errorf("message %q; want it to hold %q", s.LastRun.Message, want)
+				}
+			},
 		},
 		{
 			name: "the running run's Job failed",

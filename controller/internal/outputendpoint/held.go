@@ -1,0 +1,202 @@
+package outputendpoint
+
+// Uploads held for their exit codes.
+//
+// The controller persists output only once the kubelet has reported that the
+// declaring containers exited (see waitForExitCodes). On a loaded node the
+// kubelet can report later than the persister may wait: the persister has the
+// pod's grace period, and the output would be lost. So an upload whose exit
+// codes are still unknown after the endpoint's wait is held instead: kept in a
+// Secret of the controller's own namespace, where the tenants whose pods
+// upload cannot write, and recorded as pending on the run. The persister is
+// done. The leader's holder persists the upload once the kubelet reports, and
+// the run does not end before it has (bounded by the QuarksJob reconciler).
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
+	"code.cloudfoundry.org/quarks-job/api/upload"
+	"code.cloudfoundry.org/quarks-job/controller/internal/output"
+)
+
+const (
+	// heldLabel marks the Secrets that hold uploads.
+	heldLabel = qjv1.GroupName + "/held-upload"
+	// heldType is their Secret type.
+	heldType corev1.SecretType = qjv1.GroupName + "/held-upload"
+	// heldKey is the key of the upload, as the persister sent it (JSON).
+	heldKey = "upload.json"
+	// The annotations name the pod that uploaded, as its token proved.
+	heldPodNamespace = qjv1.GroupName + "/pod-namespace"
+	heldPodName      = qjv1.GroupName + "/pod-name"
+	heldPodUID       = qjv1.GroupName + "/pod-uid"
+	// maxHeldBytes is the largest upload held: a Secret holds at most 1 MiB.
+	// A larger one is not held; the persister retries it as before.
+	maxHeldBytes = 1000 << 10
+	// DefaultHoldInterval is how often the holder looks at the held uploads.
+	DefaultHoldInterval = 2 * time.Second
+)
+
+// heldName is the name of the Secret that holds the upload of the pod.
+func heldName(pod types.UID) string { return "quarks-job-held-" + string(pod) }
+
+// hold keeps the upload of the pod ref for the holder. A pod's later upload
+// replaces its earlier one.
+func (h *handler) hold(ctx context.Context, ref podRef, req *upload.Request) error {
+	if h.holdNamespace == "" {
+		return errors.New("no namespace to hold uploads in is configured")
+	}
+	raw, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	if len(raw) > maxHeldBytes {
+		return fmt.Errorf("the upload (%d bytes) is larger than the %d bytes an upload can be held with", len(raw), maxHeldBytes)
+	}
+	want := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: heldName(ref.UID), Namespace: h.holdNamespace,
+			Labels: map[string]string{heldLabel: "true"},
+			Annotations: map[string]string{
+				heldPodNamespace: ref.Namespace, heldPodName: ref.Name, heldPodUID: string(ref.UID),
+			},
+		},
+		Type: heldType,
+		Data: map[string][]byte{heldKey: raw},
+	}
+	err = h.client.Create(ctx, want)
+	if !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	existing := &corev1.Secret{}
+	if err := h.reader.Get(ctx, client.ObjectKeyFromObject(want), existing); err != nil {
+		return err
+	}
+	if existing.Type != heldType {
+		return fmt.Errorf("secret %s/%s exists and does not hold an upload", existing.Namespace, existing.Name)
+	}
+	existing.Labels, existing.Annotations, existing.Data = want.Labels, want.Annotations, want.Data
+	return h.client.Update(ctx, existing)
+}
+
+// release deletes the held upload of the pod ref, if there is one.
+func (h *handler) release(ctx context.Context, ref podRef) error {
+	if h.holdNamespace == "" {
+		return nil
+	}
+	held := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: heldName(ref.UID), Namespace: h.holdNamespace}}
+	return client.IgnoreNotFound(h.client.Delete(ctx, held))
+}
+
+// heldBefore reports whether the run records a held upload of the pod.
+func heldBefore(run *run) bool {
+	last := run.qjob.Status.LastRun
+	if last == nil {
+		return false
+	}
+	return slices.ContainsFunc(last.Uploads, func(u qjv1.OutputUpload) bool { return u.Pod == run.pod.Name && u.Pending })
+}
+
+// holder persists the held uploads once the kubelet has reported their
+// pods' exit codes. It runs on the leader only.
+type holder struct {
+	h        *handler
+	interval time.Duration
+}
+
+// NeedLeaderElection is true: one replica persists the held uploads.
+func (*holder) NeedLeaderElection() bool { return true }
+
+var _ manager.LeaderElectionRunnable = &holder{}
+
+// Start looks at the held uploads every interval until ctx is done.
+func (o *holder) Start(ctx context.Context) error {
+	ticker := time.NewTicker(o.interval)
+	defer ticker.Stop()
+	for {
+		o.pass(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
+		}
+	}
+}
+
+// pass settles each held upload it can.
+func (o *holder) pass(ctx context.Context) {
+	held := &corev1.SecretList{}
+	if err := o.h.reader.List(ctx, held, client.InNamespace(o.h.holdNamespace), client.MatchingLabels{heldLabel: "true"}); err != nil {
+		if ctx.Err() == nil {
+			o.h.log.Error(err, "listing the held uploads")
+		}
+		return
+	}
+	for i := range held.Items {
+		if held.Items[i].Type == heldType {
+			o.settle(ctx, &held.Items[i])
+		}
+	}
+}
+
+// settle persists one held upload when its pod's exit codes are known, and
+// drops it when its run can no longer take it.
+func (o *holder) settle(ctx context.Context, held *corev1.Secret) {
+	a := held.Annotations
+	ref := podRef{Namespace: a[heldPodNamespace], Name: a[heldPodName], UID: types.UID(a[heldPodUID])}
+	log := o.h.log.WithValues("pod", ref.Namespace+"/"+ref.Name, "held", held.Name)
+	run, err := o.h.resolve(ctx, ref)
+	var refused *httpError
+	switch {
+	case errors.As(err, &refused) && refused.status != http.StatusServiceUnavailable:
+		// The pod, its Job or its run is gone or over: the run has ended
+		// (or ends at its bound) saying the output is missing.
+		log.Info("dropping a held upload its run can no longer take", "reason", err.Error())
+		o.drop(ctx, log, held)
+		return
+	case err != nil:
+		return // read again next time
+	}
+	states := containerStates(run.pod, run.job)
+	if len(output.ContainersAwaitingExit(outputSpec(run), states)) > 0 {
+		return // still unknown
+	}
+	req, err := upload.DecodeRequest(bytes.NewReader(held.Data[heldKey]))
+	if err != nil {
+		log.Error(err, "a held upload does not decode; dropping it")
+		o.drop(ctx, log, held)
+		return
+	}
+	pctx, cancel := context.WithTimeout(ctx, processingTimeout)
+	defer cancel()
+	outcome := o.h.persist(pctx, log, run, req, states, nil, false)
+	if outcome.retry != "" {
+		log.Info("persisting a held upload must be tried again", "reason", outcome.retry)
+		return
+	}
+	log.Info("held upload handled", "persisted", outcome.result.Persisted, "problems", len(outcome.result.Problems))
+	o.drop(ctx, log, held)
+}
+
+func (o *holder) drop(ctx context.Context, log logr.Logger, held *corev1.Secret) {
+	err := o.h.client.Delete(ctx, held, client.Preconditions{UID: &held.UID, ResourceVersion: &held.ResourceVersion})
+	if client.IgnoreNotFound(err) != nil && !apierrors.IsConflict(err) {
+		log.Error(err, "deleting a held upload")
+	}
+}
