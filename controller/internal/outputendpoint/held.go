@@ -139,9 +139,11 @@ func (o *holder) Start(ctx context.Context) error {
 	}
 }
 
-// pass settles each held upload it can.
+// pass settles each held upload it can. It lists their metadata only: a
+// held upload's data is read once its exit codes are known.
 func (o *holder) pass(ctx context.Context) {
-	held := &corev1.SecretList{}
+	held := &metav1.PartialObjectMetadataList{}
+	held.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))
 	if err := o.h.reader.List(ctx, held, client.InNamespace(o.h.holdNamespace), client.MatchingLabels{heldLabel: "true"}); err != nil {
 		if ctx.Err() == nil {
 			o.h.log.Error(err, "listing the held uploads")
@@ -149,18 +151,16 @@ func (o *holder) pass(ctx context.Context) {
 		return
 	}
 	for i := range held.Items {
-		if held.Items[i].Type == heldType {
-			o.settle(ctx, &held.Items[i])
-		}
+		o.settle(ctx, &held.Items[i])
 	}
 }
 
 // settle persists one held upload when its pod's exit codes are known, and
 // drops it when its run can no longer take it.
-func (o *holder) settle(ctx context.Context, held *corev1.Secret) {
-	a := held.Annotations
+func (o *holder) settle(ctx context.Context, item *metav1.PartialObjectMetadata) {
+	a := item.Annotations
 	ref := podRef{Namespace: a[heldPodNamespace], Name: a[heldPodName], UID: types.UID(a[heldPodUID])}
-	log := o.h.log.WithValues("pod", ref.Namespace+"/"+ref.Name, "held", held.Name)
+	log := o.h.log.WithValues("pod", ref.Namespace+"/"+ref.Name, "held", item.Name)
 	run, err := o.h.resolve(ctx, ref)
 	var refused *httpError
 	switch {
@@ -168,7 +168,7 @@ func (o *holder) settle(ctx context.Context, held *corev1.Secret) {
 		// The pod, its Job or its run is gone or over: the run has ended
 		// (or ends at its bound) saying the output is missing.
 		log.Info("dropping a held upload its run can no longer take", "reason", err.Error())
-		o.drop(ctx, log, held)
+		o.drop(ctx, log, item.Name, item.UID, item.ResourceVersion)
 		return
 	case err != nil:
 		return // read again next time
@@ -177,10 +177,18 @@ func (o *holder) settle(ctx context.Context, held *corev1.Secret) {
 	if len(output.ContainersAwaitingExit(outputSpec(run), states)) > 0 {
 		return // still unknown
 	}
+	held := &corev1.Secret{}
+	if err := o.h.reader.Get(ctx, client.ObjectKey{Namespace: o.h.holdNamespace, Name: item.Name}, held); err != nil || held.UID != item.UID {
+		return // replaced or gone since the list: next time
+	}
+	if held.Type != heldType {
+		log.Info("ignoring a Secret labelled as a held upload that is not one", "type", held.Type)
+		return
+	}
 	req, err := upload.DecodeRequest(bytes.NewReader(held.Data[heldKey]))
 	if err != nil {
 		log.Error(err, "a held upload does not decode; dropping it")
-		o.drop(ctx, log, held)
+		o.drop(ctx, log, held.Name, held.UID, held.ResourceVersion)
 		return
 	}
 	pctx, cancel := context.WithTimeout(ctx, processingTimeout)
@@ -191,11 +199,13 @@ func (o *holder) settle(ctx context.Context, held *corev1.Secret) {
 		return
 	}
 	log.Info("held upload handled", "persisted", outcome.result.Persisted, "problems", len(outcome.result.Problems))
-	o.drop(ctx, log, held)
+	o.drop(ctx, log, held.Name, held.UID, held.ResourceVersion)
 }
 
-func (o *holder) drop(ctx context.Context, log logr.Logger, held *corev1.Secret) {
-	err := o.h.client.Delete(ctx, held, client.Preconditions{UID: &held.UID, ResourceVersion: &held.ResourceVersion})
+// drop deletes a held upload, unless it was replaced since it was read.
+func (o *holder) drop(ctx context.Context, log logr.Logger, name string, uid types.UID, resourceVersion string) {
+	held := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: o.h.holdNamespace}}
+	err := o.h.client.Delete(ctx, held, client.Preconditions{UID: &uid, ResourceVersion: &resourceVersion})
 	if client.IgnoreNotFound(err) != nil && !apierrors.IsConflict(err) {
 		log.Error(err, "deleting a held upload")
 	}
