@@ -182,7 +182,7 @@ func (o *holder) settle(ctx context.Context, item *metav1.PartialObjectMetadata)
 		return // replaced or gone since the list: next time
 	}
 	if held.Type != heldType {
-		log.Info("ignoring a Secret labelled as a held upload that is not one", "type", held.Type)
+		log.Info("ignoring a Secret labeled as a held upload that is not one", "type", held.Type)
 		return
 	}
 	req, err := upload.DecodeRequest(bytes.NewReader(held.Data[heldKey]))
