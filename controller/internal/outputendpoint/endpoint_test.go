@@ -430,6 +430,29 @@ func TestHeldUntilExitCodes(t *testing.T) {
 		t.Fatal("output of a failed container was written")
 	}
 
+	// A failed attempt held for its exit codes while its retry persisted:
+	// even with writeOnFailure, its output does not replace the retry's.
+	retried := newRun(t, ns, "retried", &qjv1.Output{WriteOnFailure: true, OutputMap: qjv1.OutputMap{"gen": {"creds.json": {Name: "retried"}}}}, "gen")
+	exit(t, retried.pod, nil)
+	if status, answer := post(t, token(t, retried.pod, upload.Audience), files(map[string]map[string]string{"gen": {"creds.json": `{"v":"failed attempt"}`}})); status != http.StatusOK {
+		t.Fatalf("status %d %+v", status, answer)
+	}
+	retry := retried.addPod(t, "retried-retry", "gen")
+	exit(t, retry, map[string]int32{"gen": 0})
+	if status, answer := post(t, token(t, retry, upload.Audience), files(map[string]map[string]string{"gen": {"creds.json": `{"v":"retry"}`}})); status != http.StatusOK {
+		t.Fatalf("retry: status %d %+v", status, answer)
+	}
+	exit(t, retried.pod, map[string]int32{"gen": 1})
+	eventually(t, 30*time.Second, func() string {
+		if res := podResult(t, retried.job, retried.pod.Name); res == nil || res.Pending || !strings.Contains(strings.Join(res.Problems, ""), "a later attempt, persisted its output first") {
+			return fmt.Sprintf("the superseded held upload was not settled: %+v", res)
+		}
+		return ""
+	})
+	if s := secret(t, ns, "retried"); string(s.Data["v"]) != "retry" {
+		t.Fatalf("a failed attempt's held output replaced its retry's: %v", s.Data)
+	}
+
 	// The pod is deleted before the kubelet reports: nothing is written,
 	// and the held upload is dropped.
 	gone := newRun(t, ns, "gone", &qjv1.Output{OutputMap: qjv1.OutputMap{"gen": {"creds.json": {Name: "gone"}}}}, "gen")

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -46,9 +47,18 @@ const (
 	heldPodNamespace = qjv1.GroupName + "/pod-namespace"
 	heldPodName      = qjv1.GroupName + "/pod-name"
 	heldPodUID       = qjv1.GroupName + "/pod-uid"
+	// heldBytes annotates the size of the held upload.
+	heldBytes = qjv1.GroupName + "/held-bytes"
 	// maxHeldBytes is the largest upload held: a Secret holds at most 1 MiB.
 	// A larger one is not held; the persister retries it as before.
 	maxHeldBytes = 1000 << 10
+	// The held uploads are bounded, in all and for each namespace the pods
+	// upload from (the controller's namespace is under no tenant's quota):
+	// beyond, an upload is not held and the persister retries it as before.
+	maxHeld, maxHeldPerNamespace             = 1000, 250
+	maxHeldTotalBytes, maxHeldNamespaceBytes = 256 << 20, 64 << 20
+	// settleTimeout bounds the work on one held upload.
+	settleTimeout = 30 * time.Second
 	// DefaultHoldInterval is how often the holder looks at the held uploads.
 	DefaultHoldInterval = 2 * time.Second
 )
@@ -69,12 +79,16 @@ func (h *handler) hold(ctx context.Context, ref podRef, req *upload.Request) err
 	if len(raw) > maxHeldBytes {
 		return fmt.Errorf("the upload (%d bytes) is larger than the %d bytes an upload can be held with", len(raw), maxHeldBytes)
 	}
+	if err := h.roomToHold(ctx, ref, len(raw)); err != nil {
+		return err
+	}
 	want := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: heldName(ref.UID), Namespace: h.holdNamespace,
 			Labels: map[string]string{heldLabel: "true"},
 			Annotations: map[string]string{
 				heldPodNamespace: ref.Namespace, heldPodName: ref.Name, heldPodUID: string(ref.UID),
+				heldBytes: strconv.Itoa(len(raw)),
 			},
 		},
 		Type: heldType,
@@ -93,6 +107,42 @@ func (h *handler) hold(ctx context.Context, ref podRef, req *upload.Request) err
 	}
 	existing.Labels, existing.Annotations, existing.Data = want.Labels, want.Annotations, want.Data
 	return h.client.Update(ctx, existing)
+}
+
+// roomToHold refuses an upload of size bytes from the pod ref when the held
+// uploads are at one of their bounds (a pod's earlier held upload, which
+// this one replaces, does not count).
+func (h *handler) roomToHold(ctx context.Context, ref podRef, size int) error {
+	held, err := h.listHeld(ctx)
+	if err != nil {
+		return err
+	}
+	count, total, nsCount, nsBytes := 1, size, 1, size
+	for _, item := range held.Items {
+		if item.Name == heldName(ref.UID) {
+			continue
+		}
+		n, _ := strconv.Atoi(item.Annotations[heldBytes])
+		count, total = count+1, total+n
+		if item.Annotations[heldPodNamespace] == ref.Namespace {
+			nsCount, nsBytes = nsCount+1, nsBytes+n
+		}
+	}
+	switch {
+	case count > maxHeld || total > maxHeldTotalBytes:
+		return fmt.Errorf("the controller holds %d uploads (%d bytes), its bound", count-1, total-size)
+	case nsCount > maxHeldPerNamespace || nsBytes > maxHeldNamespaceBytes:
+		return fmt.Errorf("the controller holds %d uploads (%d bytes) from namespace %s, its bound", nsCount-1, nsBytes-size, ref.Namespace)
+	}
+	return nil
+}
+
+// listHeld lists the metadata of the held uploads.
+func (h *handler) listHeld(ctx context.Context) (*metav1.PartialObjectMetadataList, error) {
+	held := &metav1.PartialObjectMetadataList{}
+	held.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))
+	err := h.reader.List(ctx, held, client.InNamespace(h.holdNamespace), client.MatchingLabels{heldLabel: "true"})
+	return held, err
 }
 
 // release deletes the held upload of the pod ref, if there is one.
@@ -142,16 +192,17 @@ func (o *holder) Start(ctx context.Context) error {
 // pass settles each held upload it can. It lists their metadata only: a
 // held upload's data is read once its exit codes are known.
 func (o *holder) pass(ctx context.Context) {
-	held := &metav1.PartialObjectMetadataList{}
-	held.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))
-	if err := o.h.reader.List(ctx, held, client.InNamespace(o.h.holdNamespace), client.MatchingLabels{heldLabel: "true"}); err != nil {
+	held, err := o.h.listHeld(ctx)
+	if err != nil {
 		if ctx.Err() == nil {
 			o.h.log.Error(err, "listing the held uploads")
 		}
 		return
 	}
 	for i := range held.Items {
-		o.settle(ctx, &held.Items[i])
+		sctx, cancel := context.WithTimeout(ctx, settleTimeout)
+		o.settle(sctx, &held.Items[i])
+		cancel()
 	}
 }
 
@@ -161,6 +212,10 @@ func (o *holder) settle(ctx context.Context, item *metav1.PartialObjectMetadata)
 	a := item.Annotations
 	ref := podRef{Namespace: a[heldPodNamespace], Name: a[heldPodName], UID: types.UID(a[heldPodUID])}
 	log := o.h.log.WithValues("pod", ref.Namespace+"/"+ref.Name, "held", item.Name)
+	if item.Name != heldName(ref.UID) {
+		log.Info("ignoring a Secret labeled as a held upload whose name is not its pod's")
+		return
+	}
 	run, err := o.h.resolve(ctx, ref)
 	var refused *httpError
 	switch {
@@ -191,15 +246,41 @@ func (o *holder) settle(ctx context.Context, item *metav1.PartialObjectMetadata)
 		o.drop(ctx, log, held.Name, held.UID, held.ResourceVersion)
 		return
 	}
-	pctx, cancel := context.WithTimeout(ctx, processingTimeout)
-	defer cancel()
-	outcome := o.h.persist(pctx, log, run, req, states, nil, false)
+	if later := laterAttempt(run, states); later != "" {
+		// A failed attempt's output must not replace its retry's.
+		result := upload.Result{Pod: run.pod.Name, Index: completionIndex(run.pod), Problems: []string{fmt.Sprintf(
+			"the output of this failed attempt was not persisted: pod %s, a later attempt, persisted its output first", later)}}
+		if err := o.h.recordResult(ctx, run, result); err != nil {
+			log.Info("recording a superseded held upload must be tried again", "reason", err.Error())
+			return
+		}
+		o.drop(ctx, log, held.Name, held.UID, held.ResourceVersion)
+		return
+	}
+	outcome := o.h.persist(ctx, log, run, req, states, nil, false)
 	if outcome.retry != "" {
 		log.Info("persisting a held upload must be tried again", "reason", outcome.retry)
 		return
 	}
 	log.Info("held upload handled", "persisted", outcome.result.Persisted, "problems", len(outcome.result.Problems))
 	o.drop(ctx, log, held.Name, held.UID, held.ResourceVersion)
+}
+
+// laterAttempt names the pod of the run that persisted its output, in place
+// of the held pod (the same completion index, or any pod of a Job without
+// indexes), when the held pod's declaring containers did not all exit 0.
+func laterAttempt(run *run, states map[string]output.ContainerState) string {
+	if output.AllExitedZero(outputSpec(run), states) {
+		return ""
+	}
+	index := completionIndex(run.pod)
+	for _, u := range run.record.Uploads {
+		sameIndex := index == nil || (u.Index != nil && *u.Index == *index)
+		if u.Pod != run.pod.Name && u.Succeeded && u.Persisted && sameIndex {
+			return u.Pod
+		}
+	}
+	return ""
 }
 
 // drop deletes a held upload, unless it was replaced since it was read.

@@ -24,10 +24,13 @@ type Outcome struct {
 	// nil when no pod uploaded.
 	Output *upload.Result
 	// Awaiting names the pods whose uploads the controller holds until the
-	// kubelet reports their exit codes, when the Job completed and without
-	// them its output would be missing: the run is still Running, and
-	// CompletionTime is the Job's.
+	// kubelet reports their exit codes, when the Job ended and they may
+	// change the outcome (output missing from a completed Job, or the output
+	// of a failed Job with writeOnFailure): the run is still Running,
+	// CompletionTime is the Job's, and Failure is the run's message should
+	// they never come.
 	Awaiting []string
+	Failure  string
 }
 
 // OutcomeOf reads a run's Job together with the run's record, which holds
@@ -53,10 +56,7 @@ func OutcomeOf(job *batchv1.Job, run *qjv1.Run) Outcome {
 				o.checkOutput(job, run.Uploads)
 			}
 			if o.Result == qjv1.RunFailed {
-				if awaiting := pendingPods(run.Uploads); len(awaiting) > 0 {
-					o.Result, o.Awaiting = qjv1.RunRunning, awaiting
-					o.Message = "the job completed; waiting for the kubelet's exit codes to persist the output of " + listed(awaiting)
-				}
+				o.await(run, "the job completed")
 			}
 			return o
 		case batchv1.JobFailed:
@@ -65,10 +65,25 @@ func OutcomeOf(job *batchv1.Job, run *qjv1.Run) Outcome {
 			if o.Output != nil && len(o.Output.Problems) > 0 {
 				o.Message += "; output: " + listed(o.Output.Problems)
 			}
+			if o.DeclaresOutput && run.Output.WriteOnFailure {
+				o.await(run, "the job failed")
+			}
 			return o
 		}
 	}
 	return o
+}
+
+// await keeps a run that just ended Running while uploads of its pods wait
+// for their exit codes: they may still be persisted.
+func (o *Outcome) await(run *qjv1.Run, ended string) {
+	awaiting := pendingPods(run.Uploads)
+	if len(awaiting) == 0 {
+		return
+	}
+	o.Failure = o.Message
+	o.Result, o.Awaiting = qjv1.RunRunning, awaiting
+	o.Message = ended + "; waiting for the kubelet's exit codes to persist the output of " + listed(awaiting)
 }
 
 // pendingPods are the pods whose uploads wait for their exit codes.

@@ -301,6 +301,16 @@ func TestOutcomeOfManyPods(t *testing.T) {
 			[]qjv1.OutputUpload{{Pod: "a", Succeeded: true, Persisted: true}, {Pod: "b", Pending: true}},
 			qjv1.RunSucceeded, "completed"},
 	}
+	failed := []batchv1.JobCondition{{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded"}}
+	held := []qjv1.OutputUpload{{Pod: "a", Pending: true}}
+	if o := OutcomeOf(&batchv1.Job{Status: batchv1.JobStatus{Conditions: failed}}, &qjv1.Run{Output: declared, Uploads: held}); o.Result != qjv1.RunFailed || len(o.Awaiting) != 0 {
+		t.Errorf("a failed Job without writeOnFailure: got %s awaiting %v; want Failed at once", o.Result, o.Awaiting)
+	}
+	onFailure := &qjv1.Output{WriteOnFailure: true, OutputMap: declared.OutputMap}
+	if o := OutcomeOf(&batchv1.Job{Status: batchv1.JobStatus{Conditions: failed}}, &qjv1.Run{Output: onFailure, Uploads: held}); o.Result != qjv1.RunRunning ||
+		!strings.HasPrefix(o.Failure, "the job failed (BackoffLimitExceeded)") || !strings.Contains(o.Message, "pod a") {
+		t.Errorf("a failed Job with writeOnFailure and a held upload: got %s %q (failure %q); want Running until it is persisted", o.Result, o.Message, o.Failure)
+	}
 	for _, c := range cases {
 		job := &batchv1.Job{Spec: c.spec, Status: c.status}
 		job.Status.Conditions = complete

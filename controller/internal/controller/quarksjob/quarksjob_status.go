@@ -93,9 +93,11 @@ func computeStatus(qjob *qjv1.QuarksJob, obs observation, now metav1.Time) qjv1.
 		case len(outcome.Awaiting) > 0 && now.Sub(outcome.CompletionTime.Time) >= awaitExitCodes:
 			// The kubelet never reported them: the output cannot be proven.
 			last.Result, last.CompletionTime = qjv1.RunFailed, outcome.CompletionTime
-			last.Message = fmt.Sprintf("the job completed but its output was not persisted: the kubelet did not report the exit codes of %s within %s of the job's completion",
-				strings.Join(outcome.Awaiting, ", "), awaitExitCodes)
+			last.Message = fmt.Sprintf("%s; the kubelet did not report the exit codes of %s within %s of the job's end, so their held output was not persisted",
+				outcome.Failure, strings.Join(outcome.Awaiting, ", "), awaitExitCodes)
 			finish(&status, last, &outcome)
+		case len(outcome.Awaiting) > 0:
+			last.Message = outcome.Message
 		case obs.lastJobGone || (job != nil && !job.DeletionTimestamp.IsZero()):
 			// Deleted by someone while it ran: it will never finish.
 			last.Result, last.CompletionTime = qjv1.RunFailed, &now
@@ -134,9 +136,9 @@ func computeStatus(qjob *qjv1.QuarksJob, obs observation, now metav1.Time) qjv1.
 	return status
 }
 
-// awaitExitCodes bounds how long a completed run waits for the kubelet to
-// report the exit codes its held uploads need (see runs.Outcome.Awaiting).
-// A completed Job's pods have terminated: the kubelet reports them within
+// awaitExitCodes bounds how long a run whose Job ended waits for the kubelet
+// to report the exit codes its held uploads need (see runs.Outcome.Awaiting).
+// An ended Job's pods have terminated: the kubelet reports them within
 // seconds, unless the pods were deleted.
 const awaitExitCodes = 2 * time.Minute
 

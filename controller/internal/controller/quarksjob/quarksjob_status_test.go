@@ -135,6 +135,11 @@ func TestComputeStatus(t *testing.T) {
 				return observation{jobs: []batchv1.Job{jobOf(q, 2, qjv1.RunTriggerOnce, batchv1.JobComplete)}}
 			},
 			want: want{run: 2, result: qjv1.RunRunning, trigger: qjv1.RunTriggerOnce, active: metav1.ConditionTrue, pending: metav1.ConditionFalse, waiting: metav1.ConditionFalse},
+			check: func(t *testing.T, s qjv1.QuarksJobStatus) {
+				if want := "the job completed; waiting for the kubelet's exit codes to persist the output of pod p"; s.LastRun.Message != want {
+					t.Errorf("message %q; want %q", s.LastRun.Message, want)
+				}
+			},
 		},
 		{
 			name: "the held upload's exit codes never came",
@@ -146,7 +151,8 @@ func TestComputeStatus(t *testing.T) {
 			},
 			want: want{run: 2, result: qjv1.RunFailed, trigger: qjv1.RunTriggerOnce, active: metav1.ConditionFalse, pending: metav1.ConditionFalse, waiting: metav1.ConditionFalse},
 			check: func(t *testing.T, s qjv1.QuarksJobStatus) {
-				if want := "the kubelet did not report the exit codes of pod p within 2m0s of the job's completion"; !strings.Contains(s.LastRun.Message, want) {
+				if want := "the kubelet did not report the exit codes of pod p within 2m0s of the job's end"; !strings.Contains(s.LastRun.Message, want) ||
+					!strings.HasPrefix(s.LastRun.Message, "the job completed but its output was not persisted: ") {
 					t.Errorf("message %q; want it to hold %q", s.LastRun.Message, want)
 				}
 			},
