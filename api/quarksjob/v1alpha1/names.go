@@ -41,6 +41,12 @@ const (
 	// output endpoint; a secretAnnotations entry of this name is overridden.
 	AnnotationOutputRun = GroupName + "/run"
 
+	// AnnotationOutputPod on an output Secret is the UID of the pod whose
+	// upload wrote it. Set by the output endpoint; a version of a family
+	// that carries it is that pod's output already, so a repeated upload
+	// (a lost answer, a controller killed mid-write) adds no version.
+	AnnotationOutputPod = GroupName + "/output-pod-uid"
+
 	// AnnotationSourceDescription on a versioned Secret says what wrote it.
 	AnnotationSourceDescription = GroupName + "/source-description"
 

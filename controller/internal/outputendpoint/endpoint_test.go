@@ -395,6 +395,12 @@ func TestHeldUntilExitCodes(t *testing.T) {
 	if slices.Contains(secretNamesIn(t, ns), "late") {
 		t.Fatal("output was written before the exit code was known")
 	}
+	// The persister retries (its answer was lost): held again, at once.
+	start := time.Now()
+	status, answer = post(t, token(t, late.pod, upload.Audience), files(map[string]map[string]string{"gen": {"creds.json": `{"a":"b"}`}}))
+	if status != http.StatusOK || !slices.Contains(answer.Problems, heldNotice) || time.Since(start) >= testExitCodeTimeout {
+		t.Fatalf("a retry of a held upload: status %d %+v after %s", status, answer, time.Since(start))
+	}
 
 	exit(t, late.pod, map[string]int32{"gen": 0})
 	eventually(t, 30*time.Second, func() string {
@@ -403,8 +409,16 @@ func TestHeldUntilExitCodes(t *testing.T) {
 		}
 		return ""
 	})
-	if s := secret(t, ns, "late"); string(s.Data["a"]) != "b" {
-		t.Fatalf("output: %v", s.Data)
+	written := secret(t, ns, "late")
+	if string(written.Data["a"]) != "b" {
+		t.Fatalf("output: %v", written.Data)
+	}
+	// Another retry, now that it is persisted, writes nothing again.
+	if status, answer := post(t, token(t, late.pod, upload.Audience), files(map[string]map[string]string{"gen": {"creds.json": `{"a":"b"}`}})); status != http.StatusOK {
+		t.Fatalf("a retry of a persisted upload: status %d %+v", status, answer)
+	}
+	if again := secret(t, ns, "late"); again.ResourceVersion != written.ResourceVersion {
+		t.Fatal("a retry of a persisted upload wrote its Secret again")
 	}
 	eventually(t, 10*time.Second, func() string {
 		if slices.Contains(secretNamesIn(t, testHoldNamespace), heldName(late.pod.UID)) {

@@ -80,10 +80,18 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	// A retry of an upload the controller holds (its answer was lost) is
+	// held again: the holder alone persists it, once.
+	alreadyHeld := h.holdNamespace != "" && heldBefore(run)
+
 	// The kubelet's report of the exit codes is awaited before the body is
 	// admitted: the wait holds no share of the bytes in flight, so uploads
 	// that wait do not keep others out.
-	states, waitErr := h.waitForExitCodes(r.Context(), run, outputSpec(run))
+	var states map[string]output.ContainerState
+	var waitErr error
+	if !alreadyHeld {
+		states, waitErr = h.waitForExitCodes(r.Context(), run, outputSpec(run))
+	}
 
 	release, err := h.limits.admitBody(r.Context(), r)
 	if err != nil {
@@ -106,6 +114,15 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The work goes on if the persister hangs up: its Result must be recorded.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.exitCodeTimeout+processingTimeout)
 	defer cancel()
+	if alreadyHeld {
+		if err := h.hold(ctx, ref, req); err != nil {
+			h.refused(w, r, ref, refuse(http.StatusServiceUnavailable, "holding the upload again: %v", err))
+			return
+		}
+		log.Info("upload held again", "duration", time.Since(received).String())
+		writeJSON(w, http.StatusOK, upload.Response{Problems: []string{heldNotice}})
+		return
+	}
 	held := false
 	if waitErr != nil && h.holdNamespace != "" {
 		// The persister's time may end before the kubelet reports: the
@@ -117,13 +134,6 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	outcome := h.persist(ctx, log, run, req, states, waitErr, held)
-	if !held && outcome.retry == "" && heldBefore(run) {
-		// A retry of a held upload that was persisted now: the held copy
-		// must not be persisted again.
-		if err := h.release(ctx, ref); err != nil {
-			log.Error(err, "deleting the held copy of a persisted upload")
-		}
-	}
 	observe(outcome, req, received)
 
 	resp := upload.Response{Problems: outcome.result.Problems}
@@ -132,7 +142,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	status := http.StatusOK
 	if held {
-		resp.Problems = append(resp.Problems, "the controller holds the upload and persists it when the kubelet reports the exit codes")
+		resp.Problems = append(resp.Problems, heldNotice)
 	}
 	if outcome.retry != "" {
 		// Nothing the user can fix: the persister should try again.
@@ -173,6 +183,11 @@ func (h *handler) persist(ctx context.Context, log logr.Logger, run *run, req *u
 	var notices notices
 	defer func() { h.emit(run, notices) }()
 
+	if prior := recordedDone(run); prior != nil {
+		// Written already (a retry whose answer was lost, a held copy):
+		// writing again would add a version.
+		return outcome{result: *prior}
+	}
 	spec := outputSpec(run)
 	{
 		switch {
@@ -191,7 +206,7 @@ func (h *handler) persist(ctx context.Context, log logr.Logger, run *run, req *u
 		}
 		failed := plan.Blocked()
 		for i := range plan.Secrets {
-			markRun(&plan.Secrets[i], run.record.Number)
+			markRun(&plan.Secrets[i], run.record.Number, run.pod.UID)
 		}
 		for i, w := range h.writeAll(ctx, run.qjob, plan.Secrets) {
 			s, written, adopted, err := plan.Secrets[i], w.written, w.adopted, w.err
@@ -228,13 +243,14 @@ func (h *handler) persist(ctx context.Context, log logr.Logger, run *run, req *u
 	return outcome{result: result, retry: retry}
 }
 
-// markRun annotates the Secret with the run that writes it, over any
-// annotation of that name the output spec asks for.
-func markRun(s *output.Secret, number int64) {
+// markRun annotates the Secret with the run and the pod that write it, over
+// any annotations of those names the output spec asks for.
+func markRun(s *output.Secret, number int64, pod types.UID) {
 	if s.Annotations == nil {
 		s.Annotations = map[string]string{}
 	}
 	s.Annotations[qjv1.AnnotationOutputRun] = strconv.FormatInt(number, 10)
+	s.Annotations[qjv1.AnnotationOutputPod] = string(pod)
 }
 
 // writeConcurrency bounds the Secrets one upload writes at once: a fan-out

@@ -145,22 +145,23 @@ func (h *handler) listHeld(ctx context.Context) (*metav1.PartialObjectMetadataLi
 	return held, err
 }
 
-// release deletes the held upload of the pod ref, if there is one.
-func (h *handler) release(ctx context.Context, ref podRef) error {
-	if h.holdNamespace == "" {
-		return nil
-	}
-	held := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: heldName(ref.UID), Namespace: h.holdNamespace}}
-	return client.IgnoreNotFound(h.client.Delete(ctx, held))
-}
+// heldNotice tells the persister its upload is held.
+const heldNotice = "the controller holds the upload and persists it when the kubelet reports the exit codes"
 
 // heldBefore reports whether the run records a held upload of the pod.
 func heldBefore(run *run) bool {
-	last := run.qjob.Status.LastRun
-	if last == nil {
-		return false
+	return slices.ContainsFunc(run.record.Uploads, func(u qjv1.OutputUpload) bool { return u.Pod == run.pod.Name && u.Pending })
+}
+
+// recordedDone is the pod's upload the run records as done (every declaring
+// container exited 0 and the output was written), if there is one.
+func recordedDone(run *run) *upload.Result {
+	for i := range run.record.Uploads {
+		if u := &run.record.Uploads[i]; u.Pod == run.pod.Name && u.Succeeded && u.Persisted && !u.Pending {
+			return u
+		}
 	}
-	return slices.ContainsFunc(last.Uploads, func(u qjv1.OutputUpload) bool { return u.Pod == run.pod.Name && u.Pending })
+	return nil
 }
 
 // holder persists the held uploads once the kubelet has reported their

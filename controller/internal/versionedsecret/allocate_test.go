@@ -58,6 +58,32 @@ func TestCreateSkipsIdenticalContent(t *testing.T) {
 	}
 }
 
+// TestCreateOncePerPod: a pod's upload written again (its answer was lost,
+// the controller was killed mid-write) after another pod's version adds no
+// version: the family already holds one carrying the pod's UID.
+func TestCreateOncePerPod(t *testing.T) {
+	integration(t)
+	ctx, ns := context.Background(), newNamespace(t)
+	byPod := func(pod, content string) Spec {
+		s := spec(ns, content)
+		s.Annotations = map[string]string{qjv1.AnnotationOutputPod: pod}
+		return s
+	}
+	if w, err := Create(ctx, k8s, k8s, byPod("pod-a", "a")); err != nil || w.Name != "creds-v1" {
+		t.Fatalf("pod a: %+v, %v", w, err)
+	}
+	if w, err := Create(ctx, k8s, k8s, byPod("pod-b", "b")); err != nil || w.Name != "creds-v2" {
+		t.Fatalf("pod b: %+v, %v", w, err)
+	}
+	again, err := Create(ctx, k8s, k8s, byPod("pod-a", "a"))
+	if err != nil || again.Name != "creds-v1" || again.Created {
+		t.Fatalf("pod a again: %+v, %v; want its version 1, nothing created", again, err)
+	}
+	if w, err := Create(ctx, k8s, k8s, byPod("pod-c", "a")); err != nil || w.Name != "creds-v3" || !w.Created {
+		t.Fatalf("another pod with pod a's content is a new version: %+v, %v", w, err)
+	}
+}
+
 func TestPruneKeepsTheNewest(t *testing.T) {
 	integration(t)
 	ctx, ns := context.Background(), newNamespace(t)

@@ -126,7 +126,8 @@ type Written struct {
 const maxAttempts = 10000
 
 // Create writes spec as the next version of spec.Base, unless the newest
-// version holds the same data. reader must read from the API server, not a
+// version holds the same data, or a version of the family carries the same
+// AnnotationOutputPod (the same pod's upload, written before). reader must read from the API server, not a
 // cache, or the loop walks through versions a cache has not seen yet.
 func Create(ctx context.Context, c client.Client, reader client.Reader, spec Spec) (Written, error) {
 	versions, err := Versions(ctx, reader, spec.Namespace, spec.Base)
@@ -135,6 +136,13 @@ func Create(ctx context.Context, c client.Client, reader client.Reader, spec Spe
 	}
 	if err := checkFamily(versions, spec); err != nil {
 		return Written{}, err
+	}
+	if pod := spec.Annotations[qjv1.AnnotationOutputPod]; pod != "" {
+		for i := len(versions) - 1; i >= 0; i-- {
+			if v := &versions[i]; v.Annotations[qjv1.AnnotationOutputPod] == pod && controlledBy(v, spec.Owner.UID) {
+				return Written{Name: v.Name, Version: version(v)}, nil
+			}
+		}
 	}
 	latest, err := newest(ctx, reader, spec.Namespace, versions)
 	if err != nil {
