@@ -103,9 +103,14 @@ func readFiles(files []string) (figures, error) {
 }
 
 // read adds the results of one `go test -bench` output to f. Lines that are
-// not results (logs, PASS, ok) are skipped, as benchstat does.
+// not results (logs, PASS, ok) are skipped, as benchstat does; a result that
+// a log line interrupted is put together again (see rejoin).
 func read(f figures, r io.Reader, name string) error {
-	reader := benchfmt.NewReader(r, name)
+	raw, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	reader := benchfmt.NewReader(strings.NewReader(rejoin(string(raw))), name)
 	for reader.Scan() {
 		result, ok := reader.Result().(*benchfmt.Result)
 		if !ok {
@@ -169,4 +174,30 @@ func format(v float64) string {
 		return strconv.FormatFloat(v, 'f', 0, 64)
 	}
 	return strconv.FormatFloat(v, 'g', 3, 64)
+}
+
+// rejoin puts back together a result line that output written while the
+// benchmark ran split: `go test` prints "BenchmarkX-2 " before it runs the
+// benchmark and the figures after, so a log line in between leaves the name
+// before the log and the figures ("1  9000 ns/op ...") on a line of their own.
+func rejoin(output string) string {
+	lines := strings.Split(output, "\n")
+	pending := "" // the name of a benchmark whose figures have not come yet
+	for i, line := range lines {
+		fields := strings.Fields(line)
+		switch {
+		case len(fields) > 0 && strings.HasPrefix(fields[0], "Benchmark") && !strings.Contains(line, " ns/op"):
+			pending = fields[0]
+			lines[i] = ""
+		case pending != "" && len(fields) >= 3 && fields[2] == "ns/op" && isCount(fields[0]) && line != strings.TrimLeft(line, " \t"):
+			lines[i] = pending + "\t" + strings.TrimLeft(line, " \t")
+			pending = ""
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+func isCount(s string) bool {
+	_, err := strconv.Atoi(s)
+	return err == nil
 }

@@ -7,14 +7,15 @@ import (
 )
 
 // A `go test -bench` output with two runs of one benchmark, log lines
-// between results, and one result of another package.
+// between results and within one, and one result of another package.
 const output = `goos: linux
 goarch: amd64
 pkg: code.cloudfoundry.org/quarks-job/controller/internal/controller/quarksjob
 cpu: Some CPU
 BenchmarkFanIn-2   	       1	9000000000 ns/op	         0.9000 over-floor-100	         1.300 over-floor-1000	         3.000 operator-1000-s
     bench_test.go:10: a log line
-BenchmarkFanIn-2   	       1	9000000000 ns/op	         1.100 over-floor-100	         1.100 over-floor-1000	         2.000 operator-1000-s
+BenchmarkFanIn-2   	{"level":"error","msg":"a log line written while the benchmark ran"}
+       1	9000000000 ns/op	         1.100 over-floor-100	         1.100 over-floor-1000	         2.000 operator-1000-s
 PASS
 ok  	code.cloudfoundry.org/quarks-job/controller/internal/controller/quarksjob	20.1s
 pkg: code.cloudfoundry.org/quarks-job/controller/cmd/quarks-job
