@@ -64,7 +64,8 @@ func watchJobs(b *testing.B, ns string) *jobWatch {
 // BenchmarkTriggerToJob (figure 8) measures the latency from patching
 // strategy "now" to the run's Job existing, over 1,000 triggers of an idle
 // controller: 1,000 errands, each triggered once, one after the other, the
-// next when the previous run has started (its Job resumed). Beside it, the
+// next when the previous run has started (its Job resumed) and the
+// controller has nothing queued or in progress. Beside it, the
 // floor: the same three writes in a row by plain calls (the user's patch,
 // the write that accepts the trigger, the Job), 1,000 times, without the
 // operator: what the API server alone takes on this machine.
@@ -91,6 +92,7 @@ func BenchmarkTriggerToJob(b *testing.B) {
 			}
 			measured = append(measured, jw.created.Await(b, name+"-1").Sub(start))
 			jw.resumed.Await(b, name+"-1")
+			op.waitIdle()
 		}
 		op.waitIdle()
 		op.stop()
