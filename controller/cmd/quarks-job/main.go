@@ -133,17 +133,9 @@ func run(v *viper.Viper) error {
 	if err := qjv1.AddToScheme(scheme); err != nil {
 		return err
 	}
-	// Managed fields are never read; dropping them keeps the cache small.
-	cacheOptions := cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
-	if namespaces := watchNamespaces(v); len(namespaces) > 0 {
-		cacheOptions.DefaultNamespaces = map[string]cache.Config{}
-		for _, ns := range namespaces {
-			cacheOptions.DefaultNamespaces[ns] = cache.Config{}
-		}
-	}
 	mgr, err := ctrl.NewManager(config, ctrl.Options{
 		Scheme:                        scheme,
-		Cache:                         cacheOptions,
+		Cache:                         quarksjob.CacheOptions(watchNamespaces(v)),
 		Metrics:                       metricsserver.Options{BindAddress: v.GetString("metrics-bind-address")},
 		HealthProbeBindAddress:        v.GetString("health-probe-bind-address"),
 		LeaderElection:                v.GetBool("leader-elect"),

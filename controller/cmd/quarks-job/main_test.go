@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/viper"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -27,6 +28,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
 	"code.cloudfoundry.org/quarks-job/api/version"
@@ -275,6 +277,10 @@ func startControlPlane(tb testing.TB, configure func(*envtest.Environment)) *con
 		assets, _ := filepath.Abs("../../../bin/kube") // where `make kube` puts them
 		tb.Setenv("KUBEBUILDER_ASSETS", assets)
 	}
+	// The operator runs as its own process; envtest's own log lines are not
+	// wanted, and without a logger controller-runtime prints a warning with a
+	// stack trace.
+	ctrllog.SetLogger(logr.Discard())
 	env := &envtest.Environment{CRDDirectoryPaths: []string{"../../../charts/quarks-job/files/crds"}, ErrorIfCRDPathMissing: true}
 	if configure != nil {
 		configure(env)

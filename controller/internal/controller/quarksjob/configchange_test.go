@@ -204,6 +204,8 @@ func TestBurstOfChangesCoalesces(t *testing.T) {
 			t.Fatal("no run saw the final data")
 		}
 	}
+	// The succeeded run's Job is deleted once its result is recorded.
+	waitJobs(t, ns)
 	keepJobs(t, ns, 5*testDebounce)
 }
 

@@ -21,7 +21,7 @@ func startReplica(t *testing.T, leaseNamespace string) (*operator, <-chan struct
 	lease, renew, retry := 4*time.Second, 3*time.Second, 500*time.Millisecond
 	mgr, err := ctrl.NewManager(testConfig, ctrl.Options{
 		Scheme: testScheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
-		Controller:     skipNameValidation(),
+		Controller: skipNameValidation(), Cache: CacheOptions(nil),
 		LeaderElection: true, LeaderElectionID: "quarks-job-test", LeaderElectionNamespace: leaseNamespace,
 		LeaderElectionReleaseOnCancel: true, LeaseDuration: &lease, RenewDeadline: &renew, RetryPeriod: &retry,
 	})

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -64,6 +65,21 @@ type Reconciler struct {
 	// foreignJobs holds the UIDs of Jobs already reported as not the
 	// controller's, so each is reported once.
 	foreignJobs sync.Map
+}
+
+// CacheOptions are the options of the manager's cache the reconciler reads
+// from: managed fields dropped, as they are never read and would make every
+// cached object and every copy of it larger; and, when namespaces are given,
+// only those namespaces watched.
+func CacheOptions(namespaces []string) cache.Options {
+	options := cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
+	if len(namespaces) > 0 {
+		options.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range namespaces {
+			options.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	return options
 }
 
 // SetupWithManager registers the reconciler and the Job index it needs.

@@ -127,14 +127,16 @@ func startOperatorIn(t testing.TB, namespace string, wrap func(client.Client, co
 // namespace or only namespace.
 func launchOperator(t testing.TB, namespace string, wrap func(client.Client, context.CancelFunc) client.Client, configure func(*Reconciler)) *operator {
 	t.Helper()
+	var namespaces []string
+	if namespace != "" {
+		namespaces = []string{namespace}
+	}
 	options := ctrl.Options{
 		Scheme:                 testScheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Controller:             skipNameValidation(),
-	}
-	if namespace != "" {
-		options.Cache.DefaultNamespaces = map[string]cache.Config{namespace: {}}
+		Cache:                  CacheOptions(namespaces),
 	}
 	mgr, err := ctrl.NewManager(testConfig, options)
 	if err != nil {
