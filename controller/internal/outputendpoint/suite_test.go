@@ -28,6 +28,7 @@ import (
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
 	"code.cloudfoundry.org/quarks-job/api/upload"
+	"code.cloudfoundry.org/quarks-job/controller/internal/controller/quarksjob"
 	"code.cloudfoundry.org/quarks-job/controller/internal/outputendpoint/uploadtest"
 )
 
@@ -107,7 +108,7 @@ func runSuite(m *testing.M) (int, error) {
 	}
 	uploader = uploadtest.Client{URL: "https://" + addr + upload.Path, HTTP: https}
 
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, Cache: quarksjob.CacheOptions(nil)})
 	if err != nil {
 		return 0, err
 	}

@@ -67,8 +67,8 @@ type Reconciler struct {
 	foreignJobs sync.Map
 }
 
-// CacheOptions are the options of the manager's cache the reconciler reads
-// from: managed fields dropped, as they are never read and would make every
+// CacheOptions are the options of the manager's cache the reconciler and the
+// output endpoint read from: managed fields dropped, as they are never read and would make every
 // cached object and every copy of it larger; and, when namespaces are given,
 // only those namespaces watched.
 func CacheOptions(namespaces []string) cache.Options {
