@@ -1,6 +1,12 @@
 package upload
 
-import "code.cloudfoundry.org/quarks-job/api/upload/protocol"
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+
+	"code.cloudfoundry.org/quarks-job/api/upload/protocol"
+)
 
 // The contract between the pod webhook, which injects the persister, and the
 // persister, which reads it. See package protocol.
@@ -25,3 +31,19 @@ const (
 	OutputVolumePrefix   = protocol.OutputVolumePrefix
 	TokenVolumeName      = protocol.TokenVolumeName
 )
+
+// OutputVolumeName is the name of the output volume the pod webhook gives a
+// container that declares output. It starts with OutputVolumePrefix and is a
+// valid volume name (a DNS label) for every valid container name. The
+// controller's output endpoint checks a run's pod against it.
+func OutputVolumeName(container string) string {
+	const maxLen = 63
+	name := OutputVolumePrefix + container
+	if len(name) <= maxLen {
+		return name
+	}
+	sum := sha256.Sum256([]byte(container))
+	suffix := "-" + hex.EncodeToString(sum[:])[:10]
+	keep := maxLen - len(OutputVolumePrefix) - len(suffix)
+	return OutputVolumePrefix + strings.TrimRight(container[:keep], "-") + suffix
+}

@@ -161,6 +161,7 @@ func run(v *viper.Viper) error {
 		ConfigChangeDebounce: v.GetDuration("config-change-debounce"),
 		RunStartTimeout:      v.GetDuration("run-start-timeout"),
 		NamespaceSelector:    namespaceSelector,
+		PersisterImage:       v.GetString("persister-image"),
 	}
 	if err := reconciler.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: v.GetInt("workers")}); err != nil {
 		return err

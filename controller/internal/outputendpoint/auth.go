@@ -19,6 +19,7 @@ import (
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
 	"code.cloudfoundry.org/quarks-job/api/upload"
+	"code.cloudfoundry.org/quarks-job/controller/internal/runpod"
 )
 
 // The claims a pod-bound service-account token carries, as TokenReview
@@ -127,8 +128,8 @@ type run struct {
 // Job's controller references only say where to look: whoever creates a Job
 // or a pod writes them. What makes the pod a run's is the QuarksJob's status,
 // which only the controller writes: its current run's record must hold the
-// UID of the Job that controls the pod, and the pod must run that Job's
-// containers (and the persister image, when the endpoint knows it).
+// UID of the Job that controls the pod, and the pod must be what the Job
+// controller and the webhook make of that Job's template (runpod.Check).
 func (h *handler) resolve(ctx context.Context, ref podRef) (*run, error) {
 	if h.watches != nil {
 		watched, err := h.watches(ctx, ref.Namespace)
@@ -172,7 +173,7 @@ func (h *handler) resolve(ctx context.Context, ref podRef) (*run, error) {
 	if err != nil {
 		return nil, err
 	}
-	if why := h.notRunPod(pod, job); why != "" {
+	if why := runpod.Check(pod, job, h.persisterImage); why != "" {
 		return nil, refuse(http.StatusForbidden, "pod %s/%s is not a pod of run %d of QuarksJob %s: %s", ref.Namespace, ref.Name, record.Number, qjob.Name, why)
 	}
 	return &run{pod: pod, job: job, qjob: qjob, record: record}, nil
@@ -196,45 +197,6 @@ func currentRun(qjob *qjv1.QuarksJob, job *batchv1.Job) (*qjv1.Run, error) {
 	return last, nil
 }
 
-// notRunPod says why pod is not one the Job controller made from job's
-// template with the persister injected, or "". A pod that claims the Job as
-// its controller but runs other code, or another uploader, could upload
-// anything.
-func (h *handler) notRunPod(pod *corev1.Pod, job *batchv1.Job) string {
-	if uid := pod.Labels[batchv1.ControllerUidLabel]; uid != string(job.UID) {
-		return fmt.Sprintf("its label %s is %q, not the Job's UID", batchv1.ControllerUidLabel, uid)
-	}
-	template := job.Spec.Template.Spec
-	if why := sameCode("container", pod.Spec.Containers, template.Containers); why != "" {
-		return why
-	}
-	var inits []corev1.Container
-	for _, c := range pod.Spec.InitContainers {
-		if c.Name != upload.PersisterContainerName {
-			inits = append(inits, c)
-			continue
-		}
-		if h.persisterImage != "" && imageRepository(c.Image) != imageRepository(h.persisterImage) {
-			return fmt.Sprintf("its persister runs image %q, not one of repository %q", c.Image, imageRepository(h.persisterImage))
-		}
-	}
-	return sameCode("init container", inits, template.InitContainers)
-}
-
-// sameCode compares the containers' names, images, commands and arguments.
-func sameCode(kind string, got, want []corev1.Container) string {
-	if len(got) != len(want) {
-		return fmt.Sprintf("it has %d %ss, the Job's template %d", len(got), kind, len(want))
-	}
-	for i := range want {
-		g, w := got[i], want[i]
-		if g.Name != w.Name || g.Image != w.Image || !slices.Equal(g.Command, w.Command) || !slices.Equal(g.Args, w.Args) {
-			return fmt.Sprintf("its %s %q does not run what the Job's template says", kind, g.Name)
-		}
-	}
-	return ""
-}
-
 // get reads from the API server; NotFound refuses the upload.
 func (h *handler) get(ctx context.Context, namespace, name string, obj client.Object, kind string) error {
 	err := h.reader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, obj)
@@ -252,17 +214,4 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
-}
-
-// imageRepository is an image reference without its tag and digest: pods of
-// runs started before an upgrade keep the persister tag they were given, and
-// a tag of the same repository is as trusted as the image it replaced.
-func imageRepository(image string) string {
-	if i := strings.Index(image, "@"); i >= 0 {
-		image = image[:i]
-	}
-	if i := strings.LastIndex(image, ":"); i > strings.LastIndex(image, "/") {
-		image = image[:i]
-	}
-	return image
 }

@@ -13,6 +13,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -154,6 +155,22 @@ func TestUploadRefused(t *testing.T) {
 	otherCode := forgedPod("forged-other-code", func(p *corev1.Pod) { p.Spec.Containers[0].Image = "attacker/gen" })
 	otherUploader := forgedPod("forged-uploader", func(p *corev1.Pod) { p.Spec.InitContainers[0].Image = "attacker/persister" })
 	unlabeled := forgedPod("forged-unlabeled", func(p *corev1.Pod) { p.Labels = nil })
+	ownOutput := forgedPod("forged-own-output", func(p *corev1.Pod) {
+		p.Spec.Volumes = []corev1.Volume{{Name: upload.OutputVolumeName("gen"), VolumeSource: corev1.VolumeSource{
+			ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "attacker-output"}}}}}
+		p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: upload.OutputVolumeName("gen"), MountPath: upload.OutputRoot}}
+	})
+	// A pod that ran the attacker's image, then had its spec's image set
+	// back to the template's: the kubelet reports the image that ran.
+	imageChangedBack := forgedPod("forged-image-changed-back", func(*corev1.Pod) {})
+	must(t, retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		fresh := &corev1.Pod{}
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(imageChangedBack), fresh); err != nil {
+			return err
+		}
+		fresh.Status.ContainerStatuses[0].Image = "docker.io/attacker/gen:latest"
+		return k8s.Status().Update(context.Background(), fresh)
+	}))
 	boundToSecret := func() string {
 		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "anchor", Namespace: ns}}
 		must(t, k8s.Create(context.Background(), s))
@@ -172,7 +189,9 @@ func TestUploadRefused(t *testing.T) {
 		{"garbage token", "not-a-token", http.StatusUnauthorized, "not a service-account token"},
 		{"made-up token", "a.b.c", http.StatusUnauthorized, "token not accepted"},
 		{"forged Job with the QuarksJob as controller", token(t, forgedJobPod, upload.Audience), http.StatusConflict, "is not the Job of the current run 1"},
-		{"forged pod of the run's Job running other code", token(t, otherCode, upload.Audience), http.StatusForbidden, `container "gen" does not run what the Job's template says`},
+		{"forged pod of the run's Job running other code", token(t, otherCode, upload.Audience), http.StatusForbidden, `container "gen" names image "attacker/gen", the Job's template "busybox"`},
+		{"forged pod of the run's Job with output from a ConfigMap", token(t, ownOutput, upload.Audience), http.StatusForbidden, `output volume "quarks-job-output-gen" is not an empty directory`},
+		{"forged pod whose image was set back after it ran", token(t, imageChangedBack, upload.Audience), http.StatusForbidden, `container "gen" ran image "docker.io/attacker/gen:latest"`},
 		{"forged pod of the run's Job with another uploader", token(t, otherUploader, upload.Audience), http.StatusForbidden, `persister runs image "attacker/persister"`},
 		{"forged pod of the run's Job without the Job controller's label", token(t, unlabeled, upload.Audience), http.StatusForbidden, "not the Job's UID"},
 		{"another audience", token(t, r.pod, "another-audience"), http.StatusUnauthorized, "token not accepted"},

@@ -31,8 +31,8 @@ func TestWriteOnFailurePaths(t *testing.T) {
 	// Retried, writeOnFailure off: the failed attempt writes nothing, the retry writes.
 	off := newRun(t, ns, "retry-off", spec(false, "retry-off"), "gen")
 	exit(t, off.pod, map[string]int32{"gen": 1})
-	if status, _ := post(t, token(t, off.pod, upload.Audience), out("failed")); status != http.StatusOK {
-		t.Fatalf("failed attempt: status %d", status)
+	if status, resp := post(t, token(t, off.pod, upload.Audience), out("failed")); status != http.StatusOK {
+		t.Fatalf("failed attempt: status %d %v", status, resp)
 	}
 	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "retry-off"}, &corev1.Secret{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("the failed attempt wrote its output without writeOnFailure: %v", err)

@@ -361,3 +361,48 @@ func TestMessageOfManyFailedPodsIsBounded(t *testing.T) {
 		t.Fatalf("got %s, %d bytes: %.300q", o.Result, len(o.Message), o.Message)
 	}
 }
+
+func TestUnproven(t *testing.T) {
+	pod := func(name, index string, phase corev1.PodPhase) corev1.Pod {
+		p := corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name}, Status: corev1.PodStatus{Phase: phase}}
+		if index != "" {
+			p.Annotations = map[string]string{batchv1.JobCompletionIndexAnnotation: index}
+		}
+		return p
+	}
+	notRunPod := func(p *corev1.Pod) string {
+		if strings.HasPrefix(p.Name, "forged") {
+			return "its container \"main\" ran image \"tenant/printer\""
+		}
+		return ""
+	}
+	indexed := func(completions int32, done string) *batchv1.Job {
+		return &batchv1.Job{Spec: batchv1.JobSpec{Completions: ptr.To(completions), CompletionMode: ptr.To(batchv1.IndexedCompletion)},
+			Status: batchv1.JobStatus{CompletedIndexes: done}}
+	}
+	tests := []struct {
+		name string
+		job  *batchv1.Job
+		pods []corev1.Pod
+		want string // a part of the message; "" when proven
+	}{
+		{"one run pod succeeded", &batchv1.Job{}, []corev1.Pod{pod("run-a", "", corev1.PodSucceeded)}, ""},
+		{"a failed try and a success", &batchv1.Job{}, []corev1.Pod{pod("run-a", "", corev1.PodFailed), pod("run-b", "", corev1.PodSucceeded)}, ""},
+		{"only a forged pod succeeded", &batchv1.Job{}, []corev1.Pod{pod("forged", "", corev1.PodSucceeded), pod("run-a", "", corev1.PodFailed)},
+			`no pod of this run succeeded for 1 of 1 completions; pod forged is not a pod of this run: its container "main" ran image`},
+		{"no pod left", &batchv1.Job{}, nil, "1 of 1 completions"},
+		{"three completions, two run pods", &batchv1.Job{Spec: batchv1.JobSpec{Completions: ptr.To[int32](3)}},
+			[]corev1.Pod{pod("run-a", "", corev1.PodSucceeded), pod("run-b", "", corev1.PodSucceeded), pod("forged", "", corev1.PodSucceeded)}, "1 of 3 completions"},
+		{"every index", indexed(2, "0-1"), []corev1.Pod{pod("run-a", "0", corev1.PodSucceeded), pod("run-b", "1", corev1.PodSucceeded)}, ""},
+		{"an index through a forged pod", indexed(2, "0-1"), []corev1.Pod{pod("run-a", "0", corev1.PodSucceeded), pod("forged", "1", corev1.PodSucceeded)}, "index 1"},
+		{"a success policy's indexes", indexed(3, "2"), []corev1.Pod{pod("run-a", "2", corev1.PodSucceeded)}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Unproven(tt.job, tt.pods, notRunPod)
+			if (tt.want == "") != (got == "") || !strings.Contains(got, tt.want) {
+				t.Fatalf("Unproven = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

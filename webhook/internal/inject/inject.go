@@ -6,8 +6,6 @@
 package inject
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"path"
@@ -94,20 +92,9 @@ func OutputFiles(pod *corev1.Pod) (files map[string][]string, ok bool, err error
 	return files, len(files) > 0, nil
 }
 
-// OutputVolumeName is the name of the output volume of a container. It
-// starts with upload.OutputVolumePrefix and is a valid volume name (a DNS
-// label) for every valid container name.
-func OutputVolumeName(container string) string {
-	const maxLen = 63
-	name := upload.OutputVolumePrefix + container
-	if len(name) <= maxLen {
-		return name
-	}
-	sum := sha256.Sum256([]byte(container))
-	suffix := "-" + hex.EncodeToString(sum[:])[:10]
-	keep := maxLen - len(upload.OutputVolumePrefix) - len(suffix)
-	return upload.OutputVolumePrefix + strings.TrimRight(container[:keep], "-") + suffix
-}
+// OutputVolumeName is the name of the output volume of a container
+// (upload.OutputVolumeName: the controller checks run pods against it).
+func OutputVolumeName(container string) string { return upload.OutputVolumeName(container) }
 
 // Inject adds the persister to the pod for the declared output files (as
 // read by OutputFiles; rawFiles is the annotation's value, passed to the

@@ -57,6 +57,9 @@ type Reconciler struct {
 	// started by then fails with the reason the API gives. 0 means
 	// DefaultRunStartTimeout.
 	RunStartTimeout time.Duration
+	// PersisterImage is the persister image the webhook injects; a pod of
+	// a run must run one of its repository (runpod.Check). "" accepts any.
+	PersisterImage string
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 
@@ -191,6 +194,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 	startCheck, err := r.checkStarted(ctx, qjob, &obs)
 	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if err := r.proveCompletion(ctx, qjob, &obs); err != nil {
 		return reconcile.Result{}, err
 	}
 	recheck = soonest(recheck, startCheck)

@@ -36,6 +36,9 @@ type observation struct {
 	// stuck, when set, says why no pod of the running run started within
 	// the run start timeout.
 	stuck string
+	// unproven, when set, says why the running run's Job reports a
+	// completion that no pods of the run made (runs.Unproven).
+	unproven string
 	// baseline is the hash of the referenced data a done one-off without
 	// any run starts comparing against.
 	baseline string
@@ -85,6 +88,10 @@ func computeStatus(qjob *qjv1.QuarksJob, obs observation, now metav1.Time) qjv1.
 		outcome := runs.Outcome{Result: qjv1.RunRunning}
 		if job != nil {
 			outcome = runs.OutcomeOf(job, last)
+		}
+		if outcome.Result == qjv1.RunSucceeded && obs.unproven != "" {
+			// If the run cannot be proven to have succeeded, it did not.
+			outcome.Result, outcome.Message = qjv1.RunFailed, obs.unproven
 		}
 		switch {
 		case outcome.Result != qjv1.RunRunning:

@@ -12,13 +12,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
+	"code.cloudfoundry.org/quarks-job/controller/internal/runpod"
 	"code.cloudfoundry.org/quarks-job/controller/internal/runs"
 )
 
 // DefaultRunStartTimeout is how long a run's pods may take to start.
 const DefaultRunStartTimeout = 5 * time.Minute
 
-// +kubebuilder:rbac:groups="",resources=pods,verbs=list
 // +kubebuilder:rbac:groups="",resources=events,verbs=list
 
 // checkStarted fails a running run none of whose pods started within the
@@ -46,13 +46,17 @@ func (r *Reconciler) checkStarted(ctx context.Context, qjob *qjv1.QuarksJob, obs
 	if wait := last.StartTime.Add(timeout).Sub(r.Now()); wait > 0 {
 		return wait, nil
 	}
-	pods := &corev1.PodList{}
-	if err := r.APIReader.List(ctx, pods, client.InNamespace(job.Namespace), client.MatchingLabels{batchv1.ControllerUidLabel: string(job.UID)}); err != nil {
-		return 0, fmt.Errorf("listing the pods of Job %s: %w", job.Name, err)
+	pods, err := r.podsOf(ctx, job)
+	if err != nil {
+		return 0, err
 	}
 	var waiting []string
-	for i := range pods.Items {
-		pod := &pods.Items[i]
+	for i := range pods {
+		pod := &pods[i]
+		if why := runpod.Check(pod, job, r.PersisterImage); why != "" {
+			waiting = append(waiting, fmt.Sprintf("pod %s is not a pod of this run: %s", pod.Name, why))
+			continue
+		}
 		if started(pod) {
 			return 0, nil
 		}
@@ -67,6 +71,39 @@ func (r *Reconciler) checkStarted(ctx context.Context, qjob *qjv1.QuarksJob, obs
 	}
 	obs.stuck = fmt.Sprintf("no pod of Job %s started within %s: %s", job.Name, timeout, strings.Join(waiting, "; "))
 	return 0, nil
+}
+
+// proveCompletion checks, when the running run's Job reports completion,
+// that pods of the run made it complete (runs.Unproven); obs.unproven says
+// why not. The Job's status is the Job controller's count of every pod
+// that claims the Job, forged ones included.
+func (r *Reconciler) proveCompletion(ctx context.Context, qjob *qjv1.QuarksJob, obs *observation) error {
+	last := qjob.Status.LastRun
+	if last == nil || last.Result != qjv1.RunRunning {
+		return nil
+	}
+	job := obs.recordedJob(last)
+	if job == nil || runs.OutcomeOf(job, last).Result != qjv1.RunSucceeded {
+		return nil
+	}
+	pods, err := r.podsOf(ctx, job)
+	if err != nil {
+		return err
+	}
+	obs.unproven = runs.Unproven(job, pods, func(pod *corev1.Pod) string { return runpod.Check(pod, job, r.PersisterImage) })
+	return nil
+}
+
+// +kubebuilder:rbac:groups="",resources=pods,verbs=list
+
+// podsOf lists the pods that claim job by its UID label, from the API
+// server: a decision about the run's result is never made on a stale cache.
+func (r *Reconciler) podsOf(ctx context.Context, job *batchv1.Job) ([]corev1.Pod, error) {
+	pods := &corev1.PodList{}
+	if err := r.APIReader.List(ctx, pods, client.InNamespace(job.Namespace), client.MatchingLabels{batchv1.ControllerUidLabel: string(job.UID)}); err != nil {
+		return nil, fmt.Errorf("listing the pods of Job %s: %w", job.Name, err)
+	}
+	return pods.Items, nil
 }
 
 // started reports whether a pod got past creating its containers.
