@@ -156,6 +156,7 @@ func output(out *qjv1.Output, podSpec *corev1.PodSpec) field.ErrorList {
 		errs = append(errs, field.NotSupported(outputPath.Child("outputType"), out.OutputType, []qjv1.OutputType{qjv1.OutputTypeJSON}))
 	}
 	errs = append(errs, metav1validation.ValidateLabels(out.SecretLabels, outputPath.Child("secretLabels"))...)
+	errs = append(errs, reservedKeys(out.SecretLabels, qjv1.ReservedSecretLabels, "label", outputPath.Child("secretLabels"))...)
 
 	mapPath := outputPath.Child("outputMap")
 	secretNames := map[string]*field.Path{}
@@ -185,6 +186,8 @@ func output(out *qjv1.Output, podSpec *corev1.PodSpec) field.ErrorList {
 			}
 			errs = append(errs, metav1validation.ValidateLabels(secret.AdditionalSecretLabels, filePath.Child("secretLabels"))...)
 			errs = append(errs, apivalidation.ValidateAnnotations(secret.AdditionalSecretAnnotations, filePath.Child("secretAnnotations"))...)
+			errs = append(errs, reservedKeys(secret.AdditionalSecretLabels, qjv1.ReservedSecretLabels, "label", filePath.Child("secretLabels"))...)
+			errs = append(errs, reservedKeys(secret.AdditionalSecretAnnotations, qjv1.ReservedSecretAnnotations, "annotation", filePath.Child("secretAnnotations"))...)
 		}
 	}
 	return errs
@@ -225,4 +228,18 @@ func Default(qj *qjv1.QuarksJob) {
 			}
 		}
 	}
+}
+
+// reservedKeys refuses the keys the controller writes on output Secrets
+// (qjv1.ReservedSecretLabels, qjv1.ReservedSecretAnnotations): a label such
+// as secret-kind=versionedSecret would make an output look like a version of
+// another QuarksJob's family. The CRD refuses them too.
+func reservedKeys(m map[string]string, reserved []string, what string, path *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for _, k := range reserved {
+		if _, ok := m[k]; ok {
+			errs = append(errs, field.Forbidden(path.Key(k), fmt.Sprintf("the %s %s is the operator's own: it writes it on output Secrets", what, k)))
+		}
+	}
+	return errs
 }

@@ -174,6 +174,54 @@ func TestAdmissionPolicyOnAnAPIServer(t *testing.T) {
 		}
 	})
 
+	// A pod of the tenant's own, then dressed up as a pod of another party's Job: the Job
+	// controller would count it, and the output endpoint look at it.
+	jobPodsRefusal := "only the Kubernetes Job controller (" + jobControllerUser + ") may "
+	jobPodsReason := "; the pods of a Job are made by the Job controller (refused for " + tenantUser + ")"
+	jobUID := "7d1e0a52-0000-4000-8000-000000000042"
+	jobOwner := fmt.Sprintf(`{"apiVersion":"batch/v1","kind":"Job","name":"victim-1","uid":%q,"controller":true}`, jobUID)
+	t.Run("a tenant's pod with a controller reference to a Job is refused", func(t *testing.T) {
+		p := pod("forged-job-pod", nil, nil)
+		p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "batch/v1", Kind: "Job", Name: "victim-1", UID: types.UID(jobUID), Controller: ptr.To(true)}}
+		_, err := tenant.CoreV1().Pods(tenantNS).Create(ctx, p, metav1.CreateOptions{})
+		assertRefused(t, err, jobPodsRefusal+"create pods with a controller reference to Job victim-1"+jobPodsReason)
+	})
+	t.Run("a tenant's pod with the Job controller's labels is refused", func(t *testing.T) {
+		_, err := tenant.CoreV1().Pods(tenantNS).Create(ctx, pod("forged-labels", map[string]string{batchv1.ControllerUidLabel: jobUID}, nil), metav1.CreateOptions{})
+		assertRefused(t, err, jobPodsRefusal+"create pods with label "+batchv1.ControllerUidLabel+jobPodsReason)
+	})
+	t.Run("a tenant may not patch its plain pod into a Job", func(t *testing.T) {
+		if _, err := tenant.CoreV1().Pods(tenantNS).Create(ctx, pod("plain-pod", nil, nil), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		for patch, what := range map[string]string{
+			fmt.Sprintf(`{"metadata":{"labels":{%q:%q}}}`, batchv1.ControllerUidLabel, jobUID): "label " + batchv1.ControllerUidLabel,
+			fmt.Sprintf(`{"metadata":{"labels":{%q:"victim-1"}}}`, batchv1.JobNameLabel):       "label " + batchv1.JobNameLabel,
+			fmt.Sprintf(`{"metadata":{"finalizers":[%q]}}`, batchv1.JobTrackingFinalizer):      "the finalizer " + batchv1.JobTrackingFinalizer,
+			`{"metadata":{"ownerReferences":[` + jobOwner + `]}}`:                              "a controller reference to Job victim-1",
+		} {
+			_, err := tenant.CoreV1().Pods(tenantNS).Patch(ctx, "plain-pod", types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+			assertRefused(t, err, jobPodsRefusal+"give pods "+what+jobPodsReason)
+		}
+	})
+	jobPod := pod("victim-1-xyz12", map[string]string{batchv1.ControllerUidLabel: jobUID, batchv1.JobNameLabel: "victim-1"}, nil)
+	jobPod.OwnerReferences = []metav1.OwnerReference{{APIVersion: "batch/v1", Kind: "Job", Name: "victim-1", UID: types.UID(jobUID), Controller: ptr.To(true)}}
+	jobPod.Finalizers = []string{batchv1.JobTrackingFinalizer}
+	t.Run("the Job controller's pod of a Job is admitted, and a tenant may label it", func(t *testing.T) {
+		if _, err := jobController.CoreV1().Pods(tenantNS).Create(ctx, jobPod, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tenant.CoreV1().Pods(tenantNS).Patch(ctx, jobPod.Name, types.MergePatchType, []byte(`{"metadata":{"labels":{"team":"a"}}}`), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := tenant.CoreV1().Pods(tenantNS).Patch(ctx, jobPod.Name, types.MergePatchType, []byte(`{"metadata":{"labels":{"controller-uid":"other"}}}`), metav1.PatchOptions{})
+		assertRefused(t, err, jobPodsRefusal+"give pods label controller-uid"+jobPodsReason)
+		// The Job controller removes its finalizer when it has counted the pod.
+		if _, err := jobController.CoreV1().Pods(tenantNS).Patch(ctx, jobPod.Name, types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	versioned := map[string]string{qjv1.LabelSecretKind: qjv1.SecretKindVersioned, qjv1.LabelSecretVersion: "3"}
 	t.Run("a tenant's versioned Secret is refused, though it may write Secrets", func(t *testing.T) {
 		bind(t, ctx, admin, "tenant-secrets", "secrets", tenantUser)

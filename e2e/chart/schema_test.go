@@ -1,11 +1,17 @@
 package chart_test
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"helm.sh/helm/v3/pkg/lint"
 	"helm.sh/helm/v3/pkg/lint/support"
+
+	"sigs.k8s.io/yaml"
+
+	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
 )
 
 // values.schema.json must stop a bad install before anything reaches the cluster, with a message
@@ -112,6 +118,57 @@ func TestLint(t *testing.T) {
 		}
 		if linter.HighestSeverity > support.InfoSev {
 			t.Errorf("lint %q: highest severity %d", set, linter.HighestSeverity)
+		}
+	}
+}
+
+// The CRD's rules on secretLabels and secretAnnotations refuse exactly the keys the controller
+// reserves on output Secrets (api: ReservedSecretLabels, ReservedSecretAnnotations).
+func TestReservedSecretKeysInTheCRD(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(chartDir, "files/crds/quarks.cloudfoundry.org_quarksjobs.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rule := func(keys []string) string {
+		quoted := make([]string, len(keys))
+		for i, k := range keys {
+			quoted[i] = "'" + k + "'"
+		}
+		return "![" + strings.Join(quoted, ", ") + "].exists(k, k in self)"
+	}
+	var crd any
+	if err := yaml.Unmarshal(data, &crd); err != nil {
+		t.Fatal(err)
+	}
+	rules := map[string]int{}
+	var walk func(any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			if r, ok := v["rule"].(string); ok {
+				rules[r]++
+			}
+			for _, e := range v {
+				walk(e)
+			}
+		case []any:
+			for _, e := range v {
+				walk(e)
+			}
+		}
+	}
+	walk(crd)
+	for what, want := range map[string]struct {
+		keys  []string
+		count int
+	}{
+		// The output's and each file's, in the spec and in the status's copy of the output.
+		"labels":      {qjv1.ReservedSecretLabels, 4},
+		"annotations": {qjv1.ReservedSecretAnnotations, 2},
+	} {
+		if got := rules[rule(want.keys)]; got != want.count {
+			t.Errorf("the CRD holds the rule %s for secret %s %d times, want %d: the kubebuilder markers in api/quarksjob/v1alpha1/types.go and the reserved keys in names.go differ (then make generate)",
+				rule(want.keys), what, got, want.count)
 		}
 	}
 }

@@ -90,6 +90,19 @@ var ReservedRunAnnotations = []string{
 	AnnotationOutputSpec, AnnotationOutputResult,
 }
 
+// ReservedSecretLabels and ReservedSecretAnnotations are the keys the
+// controller writes on output Secrets, and reads to tell a version, its
+// family, its run and its pod. An output's secretLabels and
+// secretAnnotations may not set them: the CRD refuses them (its rule lists
+// the same keys; TestReservedSecretKeysInTheCRD holds both together), and
+// the controller never copies them from a spec admitted before that rule.
+var (
+	ReservedSecretLabels = []string{LabelQJobName, LabelRun, LabelPersistentSecretContainer, LabelRemoteID,
+		LabelSecretKind, LabelSecretVersion}
+	ReservedSecretAnnotations = []string{AnnotationOutputOf, AnnotationOutputRun, AnnotationOutputPod,
+		AnnotationSourceDescription}
+)
+
 // ReservedTemplateKeys lists the reserved run labels and annotations a Job
 // template sets, each as "<field> <key>". The controller drops them from the
 // Job it creates; QuarksJob admission warns about them.

@@ -30,3 +30,30 @@ func (m OutputMap) Files() map[string][]string {
 	}
 	return files
 }
+
+// WithoutReservedKeys is a copy of o whose secretLabels and secretAnnotations
+// lack the keys the controller writes on output Secrets
+// (ReservedSecretLabels, ReservedSecretAnnotations). The CRD refuses them; a
+// QuarksJob admitted before that rule may still carry them, and they are
+// dropped wherever the controller uses or records an output spec.
+func (o *Output) WithoutReservedKeys() *Output {
+	if o == nil {
+		return nil
+	}
+	out := o.DeepCopy()
+	deleteKeys(out.SecretLabels, ReservedSecretLabels)
+	for _, files := range out.OutputMap {
+		for name, options := range files {
+			deleteKeys(options.AdditionalSecretLabels, ReservedSecretLabels)
+			deleteKeys(options.AdditionalSecretAnnotations, ReservedSecretAnnotations)
+			files[name] = options
+		}
+	}
+	return out
+}
+
+func deleteKeys(m map[string]string, keys []string) {
+	for _, k := range keys {
+		delete(m, k)
+	}
+}

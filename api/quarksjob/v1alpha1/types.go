@@ -78,10 +78,12 @@ type SecretOptions struct {
 
 	// secretLabels are added to the Secret, besides the output's secretLabels.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="!['quarks.cloudfoundry.org/qjob-name', 'quarks.cloudfoundry.org/run', 'quarks.cloudfoundry.org/container-name', 'quarks.cloudfoundry.org/remote-id', 'quarks.cloudfoundry.org/secret-kind', 'quarks.cloudfoundry.org/secret-version'].exists(k, k in self)",message="the labels quarks.cloudfoundry.org/qjob-name, run, container-name, remote-id, secret-kind and secret-version are the operator's own: it writes them on output Secrets"
 	AdditionalSecretLabels map[string]string `json:"secretLabels,omitempty"`
 
 	// secretAnnotations are added to the Secret.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="!['quarks.cloudfoundry.org/output-of', 'quarks.cloudfoundry.org/run', 'quarks.cloudfoundry.org/output-pod-uid', 'quarks.cloudfoundry.org/source-description'].exists(k, k in self)",message="the annotations quarks.cloudfoundry.org/output-of, run, output-pod-uid and source-description are the operator's own: it writes them on output Secrets"
 	AdditionalSecretAnnotations map[string]string `json:"secretAnnotations,omitempty"`
 
 	// versioned makes each run create an immutable Secret "<name>-v<N>".
@@ -117,6 +119,7 @@ type Output struct {
 
 	// secretLabels are added to every output Secret.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="!['quarks.cloudfoundry.org/qjob-name', 'quarks.cloudfoundry.org/run', 'quarks.cloudfoundry.org/container-name', 'quarks.cloudfoundry.org/remote-id', 'quarks.cloudfoundry.org/secret-kind', 'quarks.cloudfoundry.org/secret-version'].exists(k, k in self)",message="the labels quarks.cloudfoundry.org/qjob-name, run, container-name, remote-id, secret-kind and secret-version are the operator's own: it writes them on output Secrets"
 	SecretLabels map[string]string `json:"secretLabels,omitempty"`
 
 	// writeOnFailure persists the output of containers that exited with a

@@ -36,8 +36,11 @@ func GoodQuarksJob() *qjv1.QuarksJob {
 // SchemaErr holds, by case name, what the API server says instead when the
 // CRD's schema refuses the object before the webhook sees it.
 var SchemaErr = map[string][]string{
-	"file name with a path": {"spec.output.outputMap[gen]", "an output file name must be a plain file name"},
-	"file name dot-dot":     {"spec.output.outputMap[gen]", "an output file name must be a plain file name"},
+	"file name with a path":                            {"spec.output.outputMap[gen]", "an output file name must be a plain file name"},
+	"file name dot-dot":                                {"spec.output.outputMap[gen]", "an output file name must be a plain file name"},
+	"the operator's label in an output's secretLabels": {"spec.output.secretLabels", "are the operator's own"},
+	"the operator's label in a file's secretLabels":    {"spec.output.outputMap[gen][other.json].secretLabels", "are the operator's own"},
+	"the operator's annotation in secretAnnotations":   {"spec.output.outputMap[gen][other.json].secretAnnotations", "are the operator's own"},
 }
 
 // Cases holds, for each rule, a change that breaks it and the text the
@@ -79,6 +82,19 @@ var Cases = []struct {
 		s.AdditionalSecretAnnotations = map[string]string{"/no-name": "x"}
 		qj.Spec.Output.OutputMap["gen"]["other.json"] = s
 	}, []string{"spec.output.outputMap[gen][other.json].secretAnnotations", "/no-name"}},
+	{"the operator's label in an output's secretLabels", func(qj *qjv1.QuarksJob) {
+		qj.Spec.Output.SecretLabels = map[string]string{qjv1.LabelSecretKind: qjv1.SecretKindVersioned}
+	}, []string{"spec.output.secretLabels[quarks.cloudfoundry.org/secret-kind]", "is the operator's own"}},
+	{"the operator's label in a file's secretLabels", func(qj *qjv1.QuarksJob) {
+		s := qj.Spec.Output.OutputMap["gen"]["other.json"]
+		s.AdditionalSecretLabels = map[string]string{qjv1.LabelSecretVersion: "9223372036854775807"}
+		qj.Spec.Output.OutputMap["gen"]["other.json"] = s
+	}, []string{"spec.output.outputMap[gen][other.json].secretLabels[quarks.cloudfoundry.org/secret-version]", "is the operator's own"}},
+	{"the operator's annotation in secretAnnotations", func(qj *qjv1.QuarksJob) {
+		s := qj.Spec.Output.OutputMap["gen"]["other.json"]
+		s.AdditionalSecretAnnotations = map[string]string{qjv1.AnnotationOutputOf: "other"}
+		qj.Spec.Output.OutputMap["gen"]["other.json"] = s
+	}, []string{"spec.output.outputMap[gen][other.json].secretAnnotations[quarks.cloudfoundry.org/output-of]", "is the operator's own"}},
 	{"restartPolicy Always", func(qj *qjv1.QuarksJob) {
 		qj.Spec.Template.Spec.Template.Spec.RestartPolicy = corev1.RestartPolicyAlways
 	}, []string{"spec.template.spec.template.spec.restartPolicy", "Always"}},

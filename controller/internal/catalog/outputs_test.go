@@ -30,6 +30,7 @@ import (
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
 	"code.cloudfoundry.org/quarks-job/api/upload"
+	"code.cloudfoundry.org/quarks-job/controller/internal/outputendpoint/uploadtest"
 )
 
 // outputFile is the file every output case's container declares, and
@@ -654,6 +655,9 @@ func completeJob(ctx context.Context, t *testing.T, job *batchv1.Job) {
 		now := metav1.Now()
 		start := fresh.CreationTimestamp
 		fresh.Status.StartTime = &start
+		if err := uploadtest.SucceedJobPod(ctx, k8s, fresh, fresh.Name+"-done"); err != nil {
+			return err
+		}
 		fresh.Status.Succeeded = 1
 		fresh.Status.CompletionTime = &now
 		fresh.Status.Conditions = []batchv1.JobCondition{

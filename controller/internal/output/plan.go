@@ -25,6 +25,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 	"strings"
 
@@ -129,6 +130,7 @@ func AllExitedZero(spec *qjv1.Output, states map[string]ContainerState) bool {
 // file is parsed again, and only files the spec declares are used.
 func Compute(spec *qjv1.Output, req *upload.Request, states map[string]ContainerState) Plan {
 	var plan Plan
+	spec = spec.WithoutReservedKeys()
 	uploaded := index(req)
 
 	for _, container := range sortedKeys(spec.OutputMap) {
@@ -199,7 +201,7 @@ func (p *Plan) addSecrets(spec *qjv1.Output, container, remoteID, fileName strin
 		VersionsToKeep: spec.OutputVersionsToKeep(),
 		Retain:         spec.DeletePolicy != qjv1.OutputDelete,
 		Labels:         secretLabels(spec, options, container, remoteID),
-		Annotations:    copyMap(options.AdditionalSecretAnnotations),
+		Annotations:    maps.Clone(options.AdditionalSecretAnnotations),
 	}
 	if options.PersistenceMethod != qjv1.PersistFanOut {
 		s := base
@@ -227,8 +229,8 @@ func (p *Plan) addSecrets(spec *qjv1.Output, container, remoteID, fileName strin
 				"output file %q of container %q (fan-out), key %q: %s", fileName, container, key, msg)
 			return
 		}
-		s.Labels = copyMap(base.Labels)
-		s.Annotations = copyMap(base.Annotations)
+		s.Labels = maps.Clone(base.Labels)
+		s.Annotations = maps.Clone(base.Annotations)
 		secrets = append(secrets, s)
 	}
 	// A file is persisted whole or not at all.
@@ -292,12 +294,8 @@ func toData(values map[string]string) map[string][]byte {
 // ones (a REMOTE_ID that is no label value included).
 func secretLabels(spec *qjv1.Output, options qjv1.SecretOptions, container, remoteID string) map[string]string {
 	labels := map[string]string{}
-	for k, v := range spec.SecretLabels {
-		labels[k] = v
-	}
-	for k, v := range options.AdditionalSecretLabels {
-		labels[k] = v
-	}
+	maps.Copy(labels, spec.SecretLabels)
+	maps.Copy(labels, options.AdditionalSecretLabels)
 	labels[qjv1.LabelPersistentSecretContainer] = container
 	if remoteID != "" {
 		labels[qjv1.LabelRemoteID] = remoteID
@@ -357,15 +355,4 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
-}
-
-func copyMap(m map[string]string) map[string]string {
-	if m == nil {
-		return nil
-	}
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }

@@ -101,19 +101,19 @@ func sameSpec(got, want *corev1.PodSpec, indexed bool, persisterImage string) st
 		return why
 	}
 
-	g, w := comparable(got), comparable(want)
-	if w.ServiceAccountName == "" {
-		// The ServiceAccount admission sets the default one.
-		w.ServiceAccountName, w.DeprecatedServiceAccount = "default", "default"
-	}
+	g, w := wholeSpec(got), wholeSpec(want)
 	for _, spec := range []*corev1.PodSpec{&g, &w} {
+		if spec.ServiceAccountName == "" {
+			// The ServiceAccount admission sets the default one.
+			spec.ServiceAccountName = "default"
+		}
+		if spec.DeprecatedServiceAccount == "" {
+			spec.DeprecatedServiceAccount = spec.ServiceAccountName
+		}
 		if spec.EnableServiceLinks == nil {
 			// Defaulted on pods, not on pod templates.
 			spec.EnableServiceLinks = ptr.To(corev1.DefaultEnableServiceLinks)
 		}
-	}
-	if w.DeprecatedServiceAccount == "" {
-		w.DeprecatedServiceAccount = w.ServiceAccountName
 	}
 	if !equality.Semantic.DeepEqual(g, w) {
 		return "its pod spec is not the Job template's (spec." + firstDifference(g, w) + ")"
@@ -121,10 +121,10 @@ func sameSpec(got, want *corev1.PodSpec, indexed bool, persisterImage string) st
 	return ""
 }
 
-// comparable is the part of a pod spec compared as a whole: containers and
+// wholeSpec is the part of a pod spec compared as a whole: containers and
 // volumes, compared above, and the placement and resource fields are
 // cleared.
-func comparable(spec *corev1.PodSpec) corev1.PodSpec {
+func wholeSpec(spec *corev1.PodSpec) corev1.PodSpec {
 	s := *spec.DeepCopy()
 	s.Volumes, s.InitContainers, s.Containers, s.EphemeralContainers = nil, nil, nil, nil
 	s.NodeName, s.NodeSelector, s.Affinity, s.Tolerations, s.SchedulerName = "", nil, nil, nil, ""

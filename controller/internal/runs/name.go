@@ -24,6 +24,22 @@ func JobName(qjobName string, n int64) string {
 	return shorten(qjobName, maxNameLength-len(suffix)) + suffix
 }
 
+// generatedSuffixLength is how many random characters the API server
+// appends to a generateName.
+const generatedSuffixLength = 5
+
+// GeneratedJobNamePrefix is the generateName of run n's Job when its derived
+// name (JobName) is taken by a Job the controller did not create: whoever
+// may create Jobs can take any name they can predict, so the run takes one
+// the API server draws at random, "<qjob>-<n>-<5 random characters>".
+func GeneratedJobNamePrefix(qjobName string, n int64) string {
+	suffix := "-" + strconv.FormatInt(n, 10) + "-"
+	if limit := maxNameLength - generatedSuffixLength; len(qjobName)+len(suffix) > limit {
+		return shorten(qjobName, limit-len(suffix)) + suffix
+	}
+	return qjobName + suffix
+}
+
 // LabelValue is the value of the qjob-name label for a QuarksJob name: the
 // name itself when it fits in a label value, else a prefix and a hash.
 func LabelValue(qjobName string) string {

@@ -13,7 +13,7 @@ import (
 // pod that names the Job as controller and carries its tracking finalizer,
 // and whoever may create and patch pods can give a pod of its own all of
 // that: so each completion the Job needed must have a succeeded pod that
-// notRunPod (runpod.Check) accepts. pods are the pods labelled with the
+// notRunPod (runpod.Check) accepts. pods are the pods labeled with the
 // Job's UID.
 func Unproven(job *batchv1.Job, pods []corev1.Pod, notRunPod func(*corev1.Pod) string) string {
 	var refused []string

@@ -45,6 +45,18 @@ func TestJobName(t *testing.T) {
 	}
 }
 
+func TestGeneratedJobNamePrefix(t *testing.T) {
+	if got := GeneratedJobNamePrefix("gen-certs", 12); got != "gen-certs-12-" {
+		t.Errorf("GeneratedJobNamePrefix = %q; want gen-certs-12-", got)
+	}
+	for _, name := range []string{strings.Repeat("a", 100), strings.Repeat("c", 54), strings.Repeat("a.", 60)} {
+		got := GeneratedJobNamePrefix(name, 99) + "x7k2p" // what the API server appends
+		if errs := validation.IsDNS1123Subdomain(got); len(errs) > 0 || len(got) > 63 || !strings.HasSuffix(got, "-99-x7k2p") {
+			t.Errorf("GeneratedJobNamePrefix(%q) makes %q, not a Job name of run 99 that fits a label value: %v", name, got, errs)
+		}
+	}
+}
+
 func TestLabelValue(t *testing.T) {
 	if got := LabelValue("short"); got != "short" {
 		t.Errorf("LabelValue(short) = %q", got)

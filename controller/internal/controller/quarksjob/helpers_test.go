@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/config"
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
+	"code.cloudfoundry.org/quarks-job/controller/internal/outputendpoint/uploadtest"
 )
 
 var ctx = context.Background()
@@ -140,6 +141,9 @@ func finishJob(t testing.TB, ns, name string, succeeded bool) {
 		start := job.CreationTimestamp
 		job.Status.StartTime = &start
 		if succeeded {
+			if err := uploadtest.SucceedJobPod(ctx, k8s, job, job.Name+"-pod"); err != nil {
+				return err
+			}
 			job.Status.Succeeded = 1
 			job.Status.CompletionTime = &now
 			job.Status.Conditions = []batchv1.JobCondition{

@@ -5,6 +5,7 @@ package quarksjob
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -442,31 +443,20 @@ func (r *Reconciler) start(ctx context.Context, qjob *qjv1.QuarksJob, fresh bool
 		return nil
 	}
 	job, err := runs.NewJob(qjob, run)
+	adopted := false
 	if err == nil {
 		err = r.Client.Create(ctx, job)
+		if apierrors.IsAlreadyExists(err) {
+			job, adopted, err = r.nameTaken(ctx, qjob, job)
+		}
 	}
 	switch {
 	case err == nil:
 		obs.jobs = append(obs.jobs, *job)
 		obs.started = &startedRun{run: run, job: job}
-		if !request.At.IsZero() {
+		if !request.At.IsZero() && !adopted {
 			metrics.TriggerToJob.WithLabelValues(string(request.By)).Observe(r.Now().Sub(request.At).Seconds())
 		}
-	case apierrors.IsAlreadyExists(err):
-		// Either an interrupted reconcile created this run's Job, or someone
-		// else took its name.
-		existing := &batchv1.Job{}
-		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(job), existing); err != nil {
-			return err
-		}
-		if why := runs.Unrecorded(existing, job, qjob.UID); why != "" {
-			r.warnForeignJob(qjob, existing, why)
-			obs.startFailure = &startFailure{run: run, jobName: job.Name,
-				reason: fmt.Sprintf("a Job named %q exists that this controller did not create for run %d (%s); it was left alone", job.Name, run.Number, why)}
-			return nil
-		}
-		obs.jobs = append(obs.jobs, *existing)
-		obs.started = &startedRun{run: run, job: existing}
 	case apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || apierrors.IsRequestEntityTooLargeError(err):
 		// Retrying cannot help: the run fails, and the request is consumed.
 		obs.startFailure = &startFailure{run: run, jobName: job.Name, reason: "the Job could not be created: " + err.Error()}
@@ -482,30 +472,83 @@ func (r *Reconciler) start(ctx context.Context, qjob *qjv1.QuarksJob, fresh bool
 // the started run. It returns skipped when run n has no Job of the
 // controller's, so the requested run may start.
 func (r *Reconciler) recoverRun(ctx context.Context, qjob *qjv1.QuarksJob, n int64, in inputs, obs *observation) (skipped bool, err error) {
-	existing := &batchv1.Job{}
-	err = r.APIReader.Get(ctx, types.NamespacedName{Namespace: qjob.Namespace, Name: runs.JobName(qjob.Name, n)}, existing)
-	if apierrors.IsNotFound(err) {
-		return true, nil
-	}
+	jobs, err := r.runJobs(ctx, qjob, n)
 	if err != nil {
 		return false, err
 	}
-	by := qjv1.RunTrigger(existing.Annotations[qjv1.AnnotationRunTrigger])
-	if by != qjv1.RunTriggerNow && by != qjv1.RunTriggerOnce {
-		by = qjv1.RunTriggerConfigChange
+	for i := range jobs {
+		existing := &jobs[i]
+		by := qjv1.RunTrigger(existing.Annotations[qjv1.AnnotationRunTrigger])
+		if by != qjv1.RunTriggerNow && by != qjv1.RunTriggerOnce {
+			by = qjv1.RunTriggerConfigChange
+		}
+		run := runs.Run{Number: n, By: by, InputsHash: existing.Annotations[qjv1.AnnotationInputsHash], Renames: in.renames}
+		expected, err := runs.NewJob(qjob, run)
+		if err != nil {
+			return false, err
+		}
+		if why := runs.Unrecorded(existing, expected, qjob.UID); why != "" {
+			r.warnForeignJob(qjob, existing, why)
+			continue
+		}
+		obs.jobs = append(obs.jobs, *existing)
+		obs.started = &startedRun{run: run, job: existing}
+		return false, nil
 	}
-	run := runs.Run{Number: n, By: by, InputsHash: existing.Annotations[qjv1.AnnotationInputsHash], Renames: in.renames}
-	expected, err := runs.NewJob(qjob, run)
+	return true, nil
+}
+
+// nameTaken is start's answer when the name of the run's Job (runs.JobName)
+// is taken: an interrupted reconcile created the Job and did not record it,
+// or someone else took the name, which anyone who may create Jobs can do
+// for every run to come. The controller's Job of the run, whatever its
+// name, is adopted; else the taker's Job is reported (an Event) and left
+// alone, and the run's Job is created under a name the API server draws at
+// random (runs.GeneratedJobNamePrefix), which no one can take beforehand.
+func (r *Reconciler) nameTaken(ctx context.Context, qjob *qjv1.QuarksJob, job *batchv1.Job) (_ *batchv1.Job, adopted bool, _ error) {
+	n, err := strconv.ParseInt(job.Labels[qjv1.LabelRun], 10, 64)
 	if err != nil {
-		return false, err
+		return job, false, fmt.Errorf("run label of Job %s: %w", job.Name, err)
 	}
-	if why := runs.Unrecorded(existing, expected, qjob.UID); why != "" {
-		r.warnForeignJob(qjob, existing, why)
-		return true, nil
+	mine, err := r.runJobs(ctx, qjob, n)
+	if err != nil {
+		return job, false, err
 	}
-	obs.jobs = append(obs.jobs, *existing)
-	obs.started = &startedRun{run: run, job: existing}
-	return false, nil
+	for i := range mine {
+		if runs.Unrecorded(&mine[i], job, qjob.UID) == "" {
+			return &mine[i], true, nil
+		}
+	}
+	taken := &batchv1.Job{}
+	switch err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(job), taken); {
+	case err == nil:
+		r.warnForeignJob(qjob, taken, runs.Unrecorded(taken, job, qjob.UID))
+	case !apierrors.IsNotFound(err):
+		return job, false, err
+	}
+	job.GenerateName, job.Name = runs.GeneratedJobNamePrefix(qjob.Name, n), ""
+	return job, false, r.Client.Create(ctx, job)
+}
+
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=list
+
+// runJobs lists, from the API server, the Jobs that qjob controls and that
+// are labeled as its run n: run n's Job has the derived name, or a random
+// one when that was taken (nameTaken), so a name proves nothing either way.
+// A decision to create a run's Job is never made on a stale cache.
+func (r *Reconciler) runJobs(ctx context.Context, qjob *qjv1.QuarksJob, n int64) ([]batchv1.Job, error) {
+	list := &batchv1.JobList{}
+	if err := r.APIReader.List(ctx, list, client.InNamespace(qjob.Namespace),
+		client.MatchingLabels{qjv1.LabelQJobName: runs.LabelValue(qjob.Name), qjv1.LabelRun: strconv.FormatInt(n, 10)}); err != nil {
+		return nil, fmt.Errorf("listing the Jobs of run %d: %w", n, err)
+	}
+	jobs := list.Items[:0]
+	for _, job := range list.Items {
+		if ownedBy(&job, qjob) {
+			jobs = append(jobs, job)
+		}
+	}
+	return jobs, nil
 }
 
 // warnForeignJob reports, once per Job, a Job that claims to be a run of
@@ -651,13 +694,10 @@ func (r *Reconciler) jobsOf(ctx context.Context, qjob *qjv1.QuarksJob) ([]batchv
 	return jobs, nil
 }
 
-func (r *Reconciler) jobExists(ctx context.Context, qjob *qjv1.QuarksJob, run int64) (bool, error) {
-	job := &batchv1.Job{}
-	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: qjob.Namespace, Name: runs.JobName(qjob.Name, run)}, job)
-	if apierrors.IsNotFound(err) {
-		return false, nil
-	}
-	return err == nil && ownedBy(job, qjob), err
+// jobExists reports whether run n of qjob has a Job that qjob controls.
+func (r *Reconciler) jobExists(ctx context.Context, qjob *qjv1.QuarksJob, n int64) (bool, error) {
+	jobs, err := r.runJobs(ctx, qjob, n)
+	return len(jobs) > 0, err
 }
 
 func ownedBy(job *batchv1.Job, qjob *qjv1.QuarksJob) bool {

@@ -190,7 +190,7 @@ func newRun(s *startedRun, output *qjv1.Output, now metav1.Time) *qjv1.Run {
 		Result:     qjv1.RunRunning,
 		StartTime:  &start,
 		InputsHash: s.run.InputsHash,
-		Output:     output.DeepCopy(),
+		Output:     output.WithoutReservedKeys(),
 	}
 }
 

@@ -21,10 +21,12 @@ import (
 	authnv1 "k8s.io/api/authentication/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/cert"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"code.cloudfoundry.org/quarks-job/api/upload"
 )
@@ -78,6 +80,54 @@ func Pod(ns, name string, owner *metav1.OwnerReference, persisterImage string, c
 		}
 	}
 	return pod
+}
+
+// JobPod is the pod the Job controller makes of job's template: its spec,
+// labels and annotations, the Job's UID and name as labels, and the Job as
+// controller. (Without the webhook: no persister.)
+func JobPod(job *batchv1.Job, name string) *corev1.Pod {
+	t := job.Spec.Template.DeepCopy()
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: job.Namespace, Labels: t.Labels, Annotations: t.Annotations,
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "batch/v1", Kind: "Job", Name: job.Name, UID: job.UID,
+				Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}}},
+		Spec: t.Spec,
+	}
+	if pod.Labels == nil {
+		pod.Labels = map[string]string{}
+	}
+	pod.Labels[batchv1.ControllerUidLabel], pod.Labels[batchv1.JobNameLabel] = string(job.UID), job.Name
+	return pod
+}
+
+// SucceedJobPod creates the Job controller's pod of job (JobPod) and writes
+// the status the kubelet writes when all its containers exited 0: a Job's
+// completion is proven by its pods. The pod's service account (default
+// "default") is created when missing: no controller manager does it here.
+func SucceedJobPod(ctx context.Context, c client.Client, job *batchv1.Job, name string) error {
+	pod := JobPod(job, name)
+	if pod.Spec.ServiceAccountName == "" {
+		// As the ServiceAccount admission does.
+		pod.Spec.ServiceAccountName = "default"
+	}
+	account := pod.Spec.ServiceAccountName
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: account, Namespace: job.Namespace}}
+	if err := c.Create(ctx, sa); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating service account %s: %w", account, err)
+	}
+	if err := c.Create(ctx, pod); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating pod %s of Job %s: %w", name, job.Name, err)
+	}
+	if err := c.Get(ctx, client.ObjectKeyFromObject(pod), pod); err != nil {
+		return err
+	}
+	codes := map[string]int32{}
+	for _, ctr := range pod.Spec.Containers {
+		codes[ctr.Name] = 0
+	}
+	Exit(pod, codes)
+	pod.Status.Phase = corev1.PodSucceeded
+	return c.Status().Update(ctx, pod)
 }
 
 // Exit sets the pod's container statuses as the kubelet would: each
