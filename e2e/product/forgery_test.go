@@ -104,15 +104,23 @@ func testForgery(t *testing.T) {
 	e.wantUnchanged(before)
 	e.noSecret("victim-cert-v2")
 
-	// The victim's next run meets the forged Job under its name: it fails, saying so, and the
-	// forged Jobs are left alone.
-	e.patchQJob("victim", `{"spec":{"trigger":{"strategy":"now"}}}`)
-	q := e.waitRunFinished("victim", 2)
-	e.wantRun(q, 2, qjv1.RunFailed)
-	if !strings.Contains(q.Status.LastRun.Message, `a Job named "victim-2" exists that this controller did not create for run 2`) {
-		t.Errorf("run 2 message: %q", q.Status.LastRun.Message)
+	// The victim's next run meets the forged Job under its name, and run 3 a plain Job the
+	// restricted identity may create (no claims: the policy lets it through): each run takes a
+	// name the API server draws and succeeds, and the Jobs under the taken names are left alone.
+	if _, err := bot.BatchV1().Jobs(e.namespace).Create(ctx, &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "victim-3"},
+		Spec: batchv1.JobSpec{Suspend: ptr.To(true), Template: corev1.PodTemplateSpec{Spec: attackerPodSpec()}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("a plain Job under the name of run 3: %v", err)
 	}
-	for _, job := range []string{"victim-99", "victim-2"} {
+	for n := int64(2); n <= 3; n++ {
+		e.patchQJob("victim", `{"spec":{"trigger":{"strategy":"now"}}}`)
+		q := e.waitRunFinished("victim", n)
+		e.wantRun(q, n, qjv1.RunSucceeded)
+		if name, prefix := q.Status.LastRun.JobName, fmt.Sprintf("victim-%d-", n); !strings.HasPrefix(name, prefix) {
+			t.Errorf("run %d's Job is %q; want a name drawn after %s", n, name, prefix)
+		}
+	}
+	before = e.resourceVersions("victim-creds", "victim-cert-v1")
+	for _, job := range []string{"victim-99", "victim-2", "victim-3"} {
 		if _, err := suite.kube.BatchV1().Jobs(e.namespace).Get(ctx, job, metav1.GetOptions{}); err != nil {
 			t.Errorf("the forged Job %s was not left alone: %v", job, err)
 		}
@@ -138,7 +146,7 @@ func testForgery(t *testing.T) {
 	// more than the Job's parallelism, it may delete it at once. Either way the pod's upload, if
 	// it made one, was refused, and nothing was written (checked below).
 	if pod := e.waitPodFinishedOrGone(forgedPod.Name); pod != nil && pod.DeletionTimestamp.IsZero() {
-		e.wantPersisterLog(pod, "does not run what the Job's template says")
+		e.wantPersisterLog(pod, "is not a pod of run 1 of QuarksJob slow")
 	} else {
 		t.Logf("the Job controller deleted the forged pod %s", forgedPod.Name)
 	}
@@ -175,7 +183,7 @@ spec:
             image: busybox
             command: ["true"]
 `))
-	q = e.waitRunFinished("faker", 1)
+	q := e.waitRunFinished("faker", 1)
 	e.wantRun(q, 1, qjv1.RunFailed)
 	if !strings.Contains(q.Status.LastRun.Message, `output file "creds.json" of container "gen" was not written`) {
 		t.Errorf("faker run 1 message: %q", q.Status.LastRun.Message)
@@ -234,7 +242,7 @@ spec:
 		t.Errorf("slow run 1 failed for another reason than the forged pod ending its Job: %q", r.Message)
 	}
 	e.patchQJob("victim", `{"spec":{"trigger":{"strategy":"now"}}}`)
-	e.wantRun(e.waitRunFinished("victim", 3), 3, qjv1.RunSucceeded)
+	e.wantRun(e.waitRunFinished("victim", 4), 4, qjv1.RunSucceeded)
 	wantData(t, e.secret("victim-creds"), map[string]string{"user": "victim"})
 	wantData(t, e.secret("victim-cert-v1"), map[string]string{"crt": "victim"})
 	e.noSecret("victim-cert-v2") // the same content is not a new version
@@ -440,13 +448,14 @@ func (e *tenv) runProbe(args ...string) string {
 	if image == "" {
 		e.t.Fatal("E2E_PROBE_IMAGE is not set (the Makefile sets it)")
 	}
-	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "probe-" + args[0]},
+	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-" + args[0] + "-"},
 		Spec: batchv1.JobSpec{BackoffLimit: ptr.To[int32](0), Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
 			RestartPolicy: corev1.RestartPolicyNever,
 			Containers: []corev1.Container{{Name: "probe", Image: image, Args: args,
 				ImagePullPolicy: corev1.PullPolicy(env("E2E_IMAGE_PULL_POLICY", string(corev1.PullIfNotPresent)))}},
 		}}}}
-	if _, err := suite.kube.BatchV1().Jobs(e.namespace).Create(e.ctx, job, metav1.CreateOptions{}); err != nil {
+	job, err := suite.kube.BatchV1().Jobs(e.namespace).Create(e.ctx, job, metav1.CreateOptions{})
+	if err != nil {
 		e.t.Fatal(err)
 	}
 	pod := e.waitJobPodFinished(job.Name)

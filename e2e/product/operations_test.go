@@ -38,6 +38,7 @@ func TestProduct(t *testing.T) {
 		t.Run("created-before-its-configmap", testCreatedBeforeItsConfigMap)
 		t.Run("versioned-secret-reference", testVersionedSecretReference)
 		t.Run("forgery", testForgery)
+		t.Run("patched-pod", testPatchedPod)
 		t.Run("many-pods", testManyPods)
 		t.Run("image-cannot-be-pulled", testImageCannotBePulled)
 		t.Run("kubectl-qjob", testPlugin)

@@ -74,6 +74,17 @@ func OutcomeOf(job *batchv1.Job, run *qjv1.Run) Outcome {
 	return o
 }
 
+// Completed reports whether the Job says it completed: the Job controller's
+// count of the pods that claim it, which runs.Unproven checks.
+func Completed(job *batchv1.Job) bool {
+	for _, c := range job.Status.Conditions {
+		if c.Type == batchv1.JobComplete && c.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
+}
+
 // await keeps a run that just ended Running while uploads of its pods wait
 // for their exit codes: they may still be persisted.
 func (o *Outcome) await(run *qjv1.Run, ended string) {

@@ -13,7 +13,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"math"
 	"slices"
 	"strconv"
 
@@ -145,24 +144,21 @@ func Create(ctx context.Context, c client.Client, reader client.Reader, spec Spe
 			}
 		}
 	}
-	// Only versions the controller created for this owner count: a Secret
-	// planted under a version's name (with the admission policy off) is
-	// neither the newest content nor the base of the next ordinal.
-	owned := slices.DeleteFunc(slices.Clone(versions), func(v metav1.PartialObjectMetadata) bool { return !controlledBy(&v, spec.Owner.UID) })
-	latest, err := newest(ctx, reader, spec.Namespace, owned)
+	latest, err := newest(ctx, reader, spec.Namespace, versions)
 	if err != nil {
 		return Written{}, err
 	}
-	next := int64(1)
-	if latest != nil {
-		if maps.EqualFunc(latest.Data, spec.Data, func(a, b []byte) bool { return string(a) == string(b) }) {
-			return Written{Name: latest.Name, Version: version(latest)}, nil
-		}
-		next = version(latest) + 1
-	}
 	for range maxAttempts {
+		next := int64(1)
+		if latest != nil {
+			if maps.EqualFunc(latest.Data, spec.Data, func(a, b []byte) bool { return string(a) == string(b) }) {
+				return Written{Name: latest.Name, Version: version(latest)}, nil
+			}
+			next = version(latest) + 1
+		}
 		if next <= 0 {
-			return Written{}, fmt.Errorf("versioned Secret %q in namespace %q has reached the largest version number (%d); choose another output name", spec.Base, spec.Namespace, int64(math.MaxInt64))
+			// The newest version is numbered math.MaxInt64.
+			return Written{}, fmt.Errorf("versioned Secret %q in namespace %q has no version number left after %s; choose another output name", spec.Base, spec.Namespace, latest.Name)
 		}
 		secret := build(spec, next)
 		err := c.Create(ctx, secret)
@@ -172,23 +168,21 @@ func Create(ctx context.Context, c client.Client, reader client.Reader, spec Spe
 		if !apierrors.IsAlreadyExists(err) {
 			return Written{}, fmt.Errorf("creating Secret %q in namespace %q: %w", secret.Name, spec.Namespace, err)
 		}
-		// Another writer took this version, or someone else's Secret has its name.
+		// Another writer took this version: it is now the newest we know of.
 		taken := &corev1.Secret{}
 		if err := reader.Get(ctx, client.ObjectKeyFromObject(secret), taken); err != nil {
-			if apierrors.IsNotFound(err) { // pruned meanwhile; try the name again
+			if apierrors.IsNotFound(err) { // pruned meanwhile; the list knows better
+				if latest, err = Latest(ctx, reader, spec.Namespace, spec.Base); err != nil {
+					return Written{}, err
+				}
 				continue
 			}
 			return Written{}, fmt.Errorf("reading Secret %q in namespace %q: %w", secret.Name, spec.Namespace, err)
 		}
-		ref := metav1.GetControllerOf(taken)
-		if ref != nil && ref.UID != spec.Owner.UID {
+		if ref := metav1.GetControllerOf(taken); ref != nil && ref.UID != spec.Owner.UID {
 			return Written{}, &FamilyNotOwnedError{Namespace: spec.Namespace, Base: spec.Base, Owner: fmt.Sprintf("%s %q", ref.Kind, ref.Name)}
 		}
-		if ref != nil && maps.EqualFunc(taken.Data, spec.Data, func(a, b []byte) bool { return string(a) == string(b) }) {
-			// A concurrent writer of this owner wrote the same content.
-			return Written{Name: taken.Name, Version: next}, nil
-		}
-		next++
+		latest = taken
 		if err := ctx.Err(); err != nil {
 			return Written{}, err
 		}

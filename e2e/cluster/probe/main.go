@@ -6,12 +6,17 @@
 // "probe flood URL COUNT" instead plays an attacker against the output
 // endpoint: COUNT uploads with made-up bearer tokens, 16 at a time, and a
 // line with how many got each status and how long it took.
+//
+// "probe upload URL TOKEN CONTAINER FILE CONTENT" plays a tenant that stole
+// a token: one upload of FILE with CONTENT for CONTAINER, with TOKEN as the
+// bearer token, printing the status and the answer.
 package main
 
 import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -29,6 +34,13 @@ func main() {
 	if len(os.Args) == 4 && os.Args[1] == "flood" {
 		if err := flood(os.Args[2], os.Args[3]); err != nil {
 			fmt.Fprintln(os.Stderr, "probe flood:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if len(os.Args) == 7 && os.Args[1] == "upload" {
+		if err := uploadAs(os.Args[2], os.Args[3], os.Args[4], os.Args[5], os.Args[6]); err != nil {
+			fmt.Fprintln(os.Stderr, "probe upload:", err)
 			os.Exit(1)
 		}
 		return
@@ -138,5 +150,37 @@ func flood(url, countArg string) error {
 		fmt.Printf(" %s=%d", k, statuses[k])
 	}
 	fmt.Println()
+	return nil
+}
+
+// uploadAs sends one upload, as the persister would, with a token of the
+// caller's and prints "upload: <status>: <answer>". The JSON is the
+// persister's message (api/upload/protocol), written out here so the probe
+// stays dependency-free.
+func uploadAs(url, token, container, file, content string) error {
+	body, err := json.Marshal(map[string]any{"containers": []any{map[string]any{
+		"name": container, "files": []any{map[string]any{"name": file, "content": []byte(content)}}}}})
+	if err != nil {
+		return err
+	}
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // an attacker's client
+	}}
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("upload: %d: %s\n", resp.StatusCode, bytes.TrimSpace(answer))
 	return nil
 }

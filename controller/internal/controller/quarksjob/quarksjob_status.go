@@ -89,9 +89,15 @@ func computeStatus(qjob *qjv1.QuarksJob, obs observation, now metav1.Time) qjv1.
 		if job != nil {
 			outcome = runs.OutcomeOf(job, last)
 		}
-		if outcome.Result == qjv1.RunSucceeded && obs.unproven != "" {
-			// If the run cannot be proven to have succeeded, it did not.
-			outcome.Result, outcome.Message = qjv1.RunFailed, obs.unproven
+		if obs.unproven != "" {
+			// If the run cannot be proven to have succeeded, it did not,
+			// whatever output is still awaited.
+			if outcome.Result == qjv1.RunFailed {
+				outcome.Message += "; " + obs.unproven
+			} else {
+				outcome.Message = obs.unproven
+			}
+			outcome.Result, outcome.Awaiting = qjv1.RunFailed, nil
 		}
 		switch {
 		case outcome.Result != qjv1.RunRunning:

@@ -142,6 +142,20 @@ func TestComputeStatus(t *testing.T) {
 			},
 		},
 		{
+			name: "a completion no pod of the run made fails the run at once, held uploads or not",
+			qjob: qjobWith(heldRun(running(2)), nil),
+			obs: func(q *qjv1.QuarksJob) observation {
+				return observation{jobs: []batchv1.Job{jobOf(q, 2, qjv1.RunTriggerOnce, batchv1.JobComplete)},
+					unproven: "the Job reports completion, but no pod of this run succeeded for 1 of 1 completions"}
+			},
+			want: want{run: 2, result: qjv1.RunFailed, trigger: qjv1.RunTriggerOnce, active: metav1.ConditionFalse, pending: metav1.ConditionFalse, waiting: metav1.ConditionFalse},
+			check: func(t *testing.T, s qjv1.QuarksJobStatus) {
+				if want := "the Job reports completion, but no pod of this run succeeded"; !strings.Contains(s.LastRun.Message, want) {
+					t.Errorf("message %q; want it to hold %q", s.LastRun.Message, want)
+				}
+			},
+		},
+		{
 			name: "the held upload's exit codes never came",
 			qjob: qjobWith(heldRun(running(2)), nil),
 			obs: func(q *qjv1.QuarksJob) observation {

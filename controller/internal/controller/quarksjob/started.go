@@ -73,17 +73,18 @@ func (r *Reconciler) checkStarted(ctx context.Context, qjob *qjv1.QuarksJob, obs
 	return 0, nil
 }
 
-// proveCompletion checks, when the running run's Job reports completion,
-// that pods of the run made it complete (runs.Unproven); obs.unproven says
-// why not. The Job's status is the Job controller's count of every pod
-// that claims the Job, forged ones included.
+// proveCompletion checks, when the running run's Job reports completion
+// (whether or not its output is in yet), that pods of the run made it
+// complete (runs.Unproven); obs.unproven says why not. The Job's status is
+// the Job controller's count of every pod that claims the Job, forged ones
+// included.
 func (r *Reconciler) proveCompletion(ctx context.Context, qjob *qjv1.QuarksJob, obs *observation) error {
 	last := qjob.Status.LastRun
 	if last == nil || last.Result != qjv1.RunRunning {
 		return nil
 	}
 	job := obs.recordedJob(last)
-	if job == nil || runs.OutcomeOf(job, last).Result != qjv1.RunSucceeded {
+	if job == nil || !runs.Completed(job) {
 		return nil
 	}
 	pods, err := r.podsOf(ctx, job)
