@@ -29,6 +29,7 @@ import (
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
 	"code.cloudfoundry.org/quarks-job/api/version"
 	"code.cloudfoundry.org/quarks-job/controller/internal/controller/quarksjob"
+	"code.cloudfoundry.org/quarks-job/controller/internal/output"
 	"code.cloudfoundry.org/quarks-job/controller/internal/outputendpoint"
 )
 
@@ -78,6 +79,7 @@ func command(v *viper.Viper) *cobra.Command {
 	f.Duration("output-exit-code-timeout", outputendpoint.DefaultExitCodeTimeout, "how long an upload waits for the kubelet to report the containers' exit codes")
 	f.String("persister-image", "", "the persister image the webhook injects; when set, uploads from pods whose persister runs an image of another repository are refused")
 	f.Int64("output-max-bytes-in-flight", outputendpoint.DefaultMaxBytesInFlight, "upload bytes the output endpoint holds in memory at once; more uploads wait or are asked to retry")
+	f.Int("output-max-secrets-per-upload", output.DefaultMaxSecrets, "Secrets one upload may make (a fan-out output makes one per key); a file beyond it is refused with a message on the run")
 	f.Float64("output-token-reviews-per-second", outputendpoint.DefaultTokenReviewsPerSecond, "TokenReviews the output endpoint spends per second on tokens it has not seen")
 	v.SetEnvPrefix(envPrefix)
 	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
@@ -186,6 +188,7 @@ func run(v *viper.Viper) error {
 			Limits: outputendpoint.Limits{
 				MaxBytesInFlight:      v.GetInt64("output-max-bytes-in-flight"),
 				TokenReviewsPerSecond: v.GetFloat64("output-token-reviews-per-second"),
+				MaxSecretsPerUpload:   v.GetInt("output-max-secrets-per-upload"),
 			},
 		})
 		if err != nil {

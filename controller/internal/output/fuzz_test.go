@@ -22,7 +22,7 @@ func FuzzCompute(f *testing.F) {
 			return
 		}
 		s := spec(exitCode%2 == 0)
-		plan := Compute(s, &r, exited(map[string]int32{"gen": exitCode, "fan": 0}))
+		plan := Compute(s, &r, exited(map[string]int32{"gen": exitCode, "fan": 0}), 0)
 		for _, secret := range plan.Secrets {
 			options, declared := s.OutputMap[secret.Container][secret.File]
 			if !declared {

@@ -85,12 +85,15 @@ const (
 	ReasonOutputNotExpected  = "OutputNotExpected"
 	ReasonInvalidSecret      = "InvalidSecret"
 	ReasonPersisterReadError = "PersisterReadError"
+	ReasonTooManySecrets     = "TooManySecrets"
 )
 
 // Plan is what an upload leads to.
 type Plan struct {
 	Secrets  []Secret
 	Problems []Problem
+
+	maxSecrets int
 }
 
 // Blocked reports whether a blocking problem was found.
@@ -126,10 +129,21 @@ func AllExitedZero(spec *qjv1.Output, states map[string]ContainerState) bool {
 	return true
 }
 
+// DefaultMaxSecrets is how many Secrets one upload may make by default: a
+// fan-out of 5,000 keys fits twice.
+const DefaultMaxSecrets = 10000
+
 // Compute decides what an upload leads to. It never trusts the upload: every
-// file is parsed again, and only files the spec declares are used.
-func Compute(spec *qjv1.Output, req *upload.Request, states map[string]ContainerState) Plan {
-	var plan Plan
+// file is parsed again, and only files the spec declares are used. An
+// upload that would make more than maxSecrets Secrets (fan-out: one per
+// key) makes none of the file that crosses the bound, which is a blocking
+// problem naming the file, its keys and the bound: what one upload costs
+// the shared controller is bounded before the work is done.
+func Compute(spec *qjv1.Output, req *upload.Request, states map[string]ContainerState, maxSecrets int) Plan {
+	plan := Plan{maxSecrets: maxSecrets}
+	if plan.maxSecrets <= 0 {
+		plan.maxSecrets = DefaultMaxSecrets
+	}
 	spec = spec.WithoutReservedKeys()
 	uploaded := index(req)
 
@@ -204,6 +218,12 @@ func (p *Plan) addSecrets(spec *qjv1.Output, container, remoteID, fileName strin
 		Annotations:    maps.Clone(options.AdditionalSecretAnnotations),
 	}
 	if options.PersistenceMethod != qjv1.PersistFanOut {
+		if len(p.Secrets) >= p.maxSecrets {
+			p.problem(container, fileName, ReasonTooManySecrets, true,
+				"output file %q of container %q: the upload's other files make %d Secrets already, the most one upload may make (--output-max-secrets-per-upload)",
+				fileName, container, len(p.Secrets))
+			return
+		}
 		s := base
 		s.Name = options.Name
 		s.Data = toData(values)
@@ -219,6 +239,12 @@ func (p *Plan) addSecrets(spec *qjv1.Output, container, remoteID, fileName strin
 	// is the key's value under the data key "value"; a value that is itself a
 	// JSON-encoded flat object of strings becomes the Secret's data instead,
 	// as the original QuarksJob did, so manifests written for it keep working.
+	if planned := len(p.Secrets) + len(values); planned > p.maxSecrets {
+		p.problem(container, fileName, ReasonTooManySecrets, true,
+			"output file %q of container %q (fan-out) has %d keys; with the %d Secrets of the upload's other files that makes %d Secrets, more than the %d one upload may make (--output-max-secrets-per-upload)",
+			fileName, container, len(values), len(p.Secrets), planned, p.maxSecrets)
+		return
+	}
 	var secrets []Secret
 	for _, key := range sortedKeys(values) {
 		s := base

@@ -51,7 +51,7 @@ var allGood = map[string]map[string]string{
 }
 
 func TestComputeWritesDeclaredFiles(t *testing.T) {
-	plan := Compute(spec(false), req(allGood), exited(map[string]int32{"gen": 0, "fan": 0}))
+	plan := Compute(spec(false), req(allGood), exited(map[string]int32{"gen": 0, "fan": 0}), 0)
 	if len(plan.Problems) != 0 {
 		t.Fatalf("unexpected problems: %+v", plan.Problems)
 	}
@@ -209,7 +209,7 @@ func TestComputeProblems(t *testing.T) {
 			if states == nil {
 				states = exited(tt.codes)
 			}
-			plan := Compute(spec(tt.writeOnFailure), req(tt.files), states)
+			plan := Compute(spec(tt.writeOnFailure), req(tt.files), states, 0)
 			if plan.Blocked() != tt.wantBlocked {
 				t.Errorf("Blocked() = %v, want %v; problems %+v", plan.Blocked(), tt.wantBlocked, plan.Problems)
 			}
@@ -241,7 +241,7 @@ func TestContainersAwaitingExit(t *testing.T) {
 
 func TestVersionedNameTooLong(t *testing.T) {
 	s := &qjv1.Output{OutputMap: qjv1.OutputMap{"c": {"f": {Name: strings.Repeat("a", 245), Versioned: true}}}}
-	plan := Compute(s, req(map[string]map[string]string{"c": {"f": `{"a":"b"}`}}), exited(map[string]int32{"c": 0}))
+	plan := Compute(s, req(map[string]map[string]string{"c": {"f": `{"a":"b"}`}}), exited(map[string]int32{"c": 0}), 0)
 	if !plan.Blocked() || !strings.Contains(plan.Problems[0].Message, "too long for a versioned Secret") {
 		t.Fatalf("problems: %+v", plan.Problems)
 	}
@@ -304,7 +304,7 @@ func TestRemoteIDLabel(t *testing.T) {
 	gen := states["gen"]
 	gen.RemoteID = "db-1"
 	states["gen"] = gen
-	plan := Compute(spec(false), req(allGood), states)
+	plan := Compute(spec(false), req(allGood), states, 0)
 	if len(plan.Problems) != 0 {
 		t.Fatalf("unexpected problems: %+v", plan.Problems)
 	}
@@ -319,8 +319,39 @@ func TestRemoteIDLabel(t *testing.T) {
 	// fails the file with a message instead of a refused write.
 	gen.RemoteID = "not a label value"
 	states["gen"] = gen
-	plan = Compute(spec(false), req(allGood), states)
+	plan = Compute(spec(false), req(allGood), states, 0)
 	if !plan.Blocked() || !strings.Contains(plan.Problems[0].Message, qjv1.LabelRemoteID) {
 		t.Fatalf("problems: %+v", plan.Problems)
+	}
+}
+
+// An upload makes at most maxSecrets Secrets: the file that crosses the bound
+// makes none, and the problem names it, its keys and the bound.
+func TestComputeBoundsSecretsPerUpload(t *testing.T) {
+	// allGood makes the fan-out file's 3 Secrets (container "fan" comes
+	// first), then creds and ver.
+	for _, c := range []struct {
+		max         int
+		wantSecrets int
+		wantProblem string
+	}{
+		{max: 5, wantSecrets: 5},
+		{max: 4, wantSecrets: 4, wantProblem: `output file "ver.json" of container "gen": the upload's other files make 4 Secrets already, the most one upload may make`},
+		{max: 2, wantSecrets: 2, wantProblem: `output file "many.json" of container "fan" (fan-out) has 3 keys; with the 0 Secrets of the upload's other files that makes 3 Secrets, more than the 2 one upload may make`},
+	} {
+		plan := Compute(spec(false), req(allGood), exited(map[string]int32{"gen": 0, "fan": 0}), c.max)
+		var problems []string
+		for _, p := range plan.Problems {
+			if p.Reason != ReasonTooManySecrets || !p.Blocking {
+				t.Errorf("max %d: problem %+v; want a blocking %s", c.max, p, ReasonTooManySecrets)
+			}
+			problems = append(problems, p.Message)
+		}
+		if len(plan.Secrets) != c.wantSecrets {
+			t.Errorf("max %d: %d Secrets; want %d", c.max, len(plan.Secrets), c.wantSecrets)
+		}
+		if got := strings.Join(problems, "\n"); (c.wantProblem == "") != (got == "") || !strings.Contains(got, c.wantProblem) {
+			t.Errorf("max %d: problems %q; want %q", c.max, got, c.wantProblem)
+		}
 	}
 }

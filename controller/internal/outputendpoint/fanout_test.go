@@ -14,6 +14,7 @@ import (
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
 	"code.cloudfoundry.org/quarks-job/api/upload"
+	"code.cloudfoundry.org/quarks-job/controller/internal/output"
 )
 
 // TestFanOutOf5000Secrets: 50 pods of one run each upload a fan-out file of
@@ -86,5 +87,37 @@ func TestFanOutOf5000Secrets(t *testing.T) {
 	}
 	if !strings.Contains(string(size), `"secretCount":100`) {
 		t.Error("no upload says how many Secrets it wrote")
+	}
+}
+
+// TestFanOutBeyondTheBound: a fan-out file of more keys than one upload may
+// make Secrets (output.DefaultMaxSecrets) is refused before any Secret is
+// written, and the run's record says why: the file, its keys and the bound.
+func TestFanOutBeyondTheBound(t *testing.T) {
+	ns := newNamespace(t)
+	spec := &qjv1.Output{OutputMap: qjv1.OutputMap{"fan": {"many.json": {Name: "many", PersistenceMethod: qjv1.PersistFanOut}}}}
+	r := newRun(t, ns, "toomany", spec, "fan")
+	exit(t, r.pod, map[string]int32{"fan": 0})
+	content := map[string]string{}
+	for k := range output.DefaultMaxSecrets + 1 {
+		content[fmt.Sprintf("a%d", k)] = ""
+	}
+	body, err := json.Marshal(content)
+	must(t, err)
+	_, answer := post(t, token(t, r.pod, upload.Audience), files(map[string]map[string]string{"fan": {"many.json": string(body)}}))
+	want := fmt.Sprintf(`output file "many.json" of container "fan" (fan-out) has %d keys; with the 0 Secrets of the upload's other files that makes %d Secrets, more than the %d one upload may make`,
+		output.DefaultMaxSecrets+1, output.DefaultMaxSecrets+1, output.DefaultMaxSecrets)
+	if !strings.Contains(strings.Join(answer.Problems, "\n"), want) {
+		t.Errorf("answer problems %q; want %q", answer.Problems, want)
+	}
+	list := &corev1.SecretList{}
+	must(t, k8s.List(context.Background(), list, client.InNamespace(ns), client.MatchingLabels{qjv1.LabelPersistentSecretContainer: "fan"}))
+	if len(list.Items) != 0 {
+		t.Errorf("%d Secrets written; want none", len(list.Items))
+	}
+	qjob := &qjv1.QuarksJob{}
+	must(t, k8s.Get(context.Background(), client.ObjectKeyFromObject(r.qjob), qjob))
+	if u := qjob.Status.LastRun.Uploads; len(u) != 1 || u[0].Persisted || !strings.Contains(strings.Join(u[0].Problems, "\n"), want) {
+		t.Errorf("recorded uploads %+v; want one, not persisted, with the problem", u)
 	}
 }

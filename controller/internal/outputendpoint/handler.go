@@ -196,7 +196,7 @@ func (h *handler) persist(ctx context.Context, log logr.Logger, run *run, req *u
 		case waitErr != nil:
 			retry = waitErr.Error()
 		}
-		plan := output.Compute(spec, req, states)
+		plan := output.Compute(spec, req, states, h.limits.maxSecrets)
 		result.Succeeded = output.AllExitedZero(spec, states)
 		for _, p := range plan.Problems {
 			result.Problems = append(result.Problems, p.Message)

@@ -25,6 +25,10 @@ type Limits struct {
 	TokenReviewsPerSecond float64
 	// TokenReviewBurst is the burst of TokenReviews allowed.
 	TokenReviewBurst int
+	// MaxSecretsPerUpload bounds the Secrets one upload may make (a fan-out
+	// makes one per key); beyond it the file that crosses it is refused with
+	// a message on the run (output.Compute). Default output.DefaultMaxSecrets.
+	MaxSecretsPerUpload int
 }
 
 // Default limits.
@@ -45,10 +49,11 @@ const (
 )
 
 type limits struct {
-	bytes    *semaphore.Weighted
-	maxBytes int64
-	busyWait time.Duration
-	reviews  *rate.Limiter
+	bytes      *semaphore.Weighted
+	maxBytes   int64
+	maxSecrets int
+	busyWait   time.Duration
+	reviews    *rate.Limiter
 
 	mu     sync.Mutex
 	tokens map[[32]byte]reviewed
@@ -75,8 +80,9 @@ func newLimits(l Limits) *limits {
 	}
 	return &limits{
 		bytes: semaphore.NewWeighted(l.MaxBytesInFlight), maxBytes: l.MaxBytesInFlight, busyWait: l.BusyWait,
-		reviews: rate.NewLimiter(rate.Limit(l.TokenReviewsPerSecond), l.TokenReviewBurst),
-		tokens:  map[[32]byte]reviewed{},
+		maxSecrets: l.MaxSecretsPerUpload,
+		reviews:    rate.NewLimiter(rate.Limit(l.TokenReviewsPerSecond), l.TokenReviewBurst),
+		tokens:     map[[32]byte]reviewed{},
 	}
 }
 
