@@ -263,8 +263,16 @@ func withoutIndexEnv(env, template []corev1.EnvVar) []corev1.EnvVar {
 	}
 	return slices.DeleteFunc(slices.Clone(env), func(e corev1.EnvVar) bool {
 		return e.Name == completionIndexEnv && e.Value == "" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil &&
-			e.ValueFrom.FieldRef.FieldPath == fmt.Sprintf("metadata.annotations['%s']", batchv1.JobCompletionIndexAnnotation)
+			slices.Contains(completionIndexFieldPaths, e.ValueFrom.FieldRef.FieldPath)
 	})
+}
+
+// completionIndexFieldPaths are where the Job controller points the variable:
+// the pod's label since Kubernetes 1.37, its annotation before. Both are set
+// by the Job controller to the pod's index.
+var completionIndexFieldPaths = []string{
+	fmt.Sprintf("metadata.labels['%s']", batchv1.JobCompletionIndexAnnotation),
+	fmt.Sprintf("metadata.annotations['%s']", batchv1.JobCompletionIndexAnnotation),
 }
 
 // completionIndexEnv is the variable the Job controller sets to the pod's

@@ -103,12 +103,23 @@ func TestCheck(t *testing.T) {
 		{"containers not yet reported", func(_ *batchv1.Job, p *corev1.Pod) {
 			p.Status.ContainerStatuses, p.Status.InitContainerStatuses = nil, nil
 		}, ""},
-		{"an Indexed Job's completion index", func(j *batchv1.Job, p *corev1.Pod) {
+		{"an Indexed Job's completion index (Kubernetes 1.37: label)", func(j *batchv1.Job, p *corev1.Pod) {
+			j.Spec.CompletionMode = ptr.To(batchv1.IndexedCompletion)
+			p.Spec.Hostname = "vic-1-0"
+			p.Spec.Containers[0].Env = append(p.Spec.Containers[0].Env, corev1.EnvVar{Name: completionIndexEnv, ValueFrom: &corev1.EnvVarSource{
+				FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.labels['batch.kubernetes.io/job-completion-index']"}}})
+		}, ""},
+		{"an Indexed Job's completion index (before 1.37: annotation)", func(j *batchv1.Job, p *corev1.Pod) {
 			j.Spec.CompletionMode = ptr.To(batchv1.IndexedCompletion)
 			p.Spec.Hostname = "vic-1-0"
 			p.Spec.Containers[0].Env = append(p.Spec.Containers[0].Env, corev1.EnvVar{Name: completionIndexEnv, ValueFrom: &corev1.EnvVarSource{
 				FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}})
 		}, ""},
+		{"a completion index from another field", func(j *batchv1.Job, p *corev1.Pod) {
+			j.Spec.CompletionMode = ptr.To(batchv1.IndexedCompletion)
+			p.Spec.Containers[0].Env = append(p.Spec.Containers[0].Env, corev1.EnvVar{Name: completionIndexEnv, ValueFrom: &corev1.EnvVarSource{
+				FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.labels['tenant']"}}})
+		}, "env differs"},
 		{"an image digest that ran", func(j *batchv1.Job, p *corev1.Pod) {
 			d := "busybox@sha256:2222222222222222222222222222222222222222222222222222222222222222"
 			j.Spec.Template.Spec.Containers[0].Image, p.Spec.Containers[0].Image = d, d
