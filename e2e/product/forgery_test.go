@@ -223,11 +223,21 @@ spec:
 
 	// 6. A flood of uploads with made-up tokens, from a pod: every one refused, the controller's
 	// memory bounded.
-	rssBefore := controllerRSS(t, ctx)
+	// Their signatures are checked against the issuer's keys, which every
+	// service account may read: none costs a TokenReview.
+	rssBefore, checksBefore := controllerRSS(t, ctx), tokenChecks(t, ctx)
 	out := e.runProbe("flood", "https://quarks-job-output."+releaseNS+".svc"+upload.Path, strconv.Itoa(floodUploads))
-	rssAfter := controllerRSS(t, ctx)
+	rssAfter, checksAfter := controllerRSS(t, ctx), tokenChecks(t, ctx)
 	t.Logf("figure: %s", strings.TrimSpace(out))
 	t.Logf("figure: controller RSS %d MiB before the flood, %d MiB after", rssBefore>>20, rssAfter>>20)
+	unreviewed := int(checksAfter["not-issued"] + checksAfter["throttled"] - checksBefore["not-issued"] - checksBefore["throttled"])
+	t.Logf("figure: token checks during the flood: %d refused or throttled without a review, of %d; %v reviews charged to addresses", unreviewed, floodUploads, checksAfter["reviewed-address"]-checksBefore["reviewed-address"])
+	if unreviewed < floodUploads {
+		t.Errorf("only %d of the flood's %d made-up tokens were refused without a TokenReview", unreviewed, floodUploads)
+	}
+	if checksAfter["reviewed-address"] != 0 {
+		t.Errorf("%v reviews were charged to source addresses: the controller could not read the issuer's keys", checksAfter["reviewed-address"])
+	}
 	if strings.Contains(out, " 200=") || !strings.Contains(out, fmt.Sprintf("flood: %d requests", floodUploads)) {
 		t.Errorf("flood: %s; want every upload refused", out)
 	}
@@ -444,17 +454,7 @@ func (e *tenv) wantPersisterLog(pod *corev1.Pod, want string) {
 // runProbe runs the e2e probe image with args as a plain Job and returns its log.
 func (e *tenv) runProbe(args ...string) string {
 	e.t.Helper()
-	image := os.Getenv("E2E_PROBE_IMAGE")
-	if image == "" {
-		e.t.Fatal("E2E_PROBE_IMAGE is not set (the Makefile sets it)")
-	}
-	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-" + args[0] + "-"},
-		Spec: batchv1.JobSpec{BackoffLimit: ptr.To[int32](0), Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
-			RestartPolicy: corev1.RestartPolicyNever,
-			Containers: []corev1.Container{{Name: "probe", Image: image, Args: args,
-				ImagePullPolicy: corev1.PullPolicy(env("E2E_IMAGE_PULL_POLICY", string(corev1.PullIfNotPresent)))}},
-		}}}}
-	job, err := suite.kube.BatchV1().Jobs(e.namespace).Create(e.ctx, job, metav1.CreateOptions{})
+	job, err := suite.kube.BatchV1().Jobs(e.namespace).Create(e.ctx, probeJob(probeImage(e.t), args...), metav1.CreateOptions{})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -466,25 +466,68 @@ func (e *tenv) runProbe(args ...string) string {
 	return string(raw)
 }
 
-// controllerRSS reads the controller's resident memory from its metrics, through the API
-// server's service proxy (one replica runs in the suite's installation).
+// probeJob is a plain Job running the e2e probe image with args.
+func probeJob(image string, args ...string) *batchv1.Job {
+	return &batchv1.Job{ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-" + args[0] + "-"},
+		Spec: batchv1.JobSpec{BackoffLimit: ptr.To[int32](0), Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+			RestartPolicy: corev1.RestartPolicyNever,
+			Containers: []corev1.Container{{Name: "probe", Image: image, Args: args,
+				ImagePullPolicy: corev1.PullPolicy(env("E2E_IMAGE_PULL_POLICY", string(corev1.PullIfNotPresent)))}},
+		}}}}
+}
+
+// probeImage is the e2e probe's image, which the Makefile names.
+func probeImage(t testing.TB) string {
+	t.Helper()
+	image := os.Getenv("E2E_PROBE_IMAGE")
+	if image == "" {
+		t.Fatal("E2E_PROBE_IMAGE is not set (the Makefile sets it)")
+	}
+	return image
+}
+
+// controllerRSS reads the controller's resident memory from its metrics.
 func controllerRSS(t testing.TB, ctx context.Context) int64 {
+	t.Helper()
+	rss, ok := controllerMetrics(t, ctx)["process_resident_memory_bytes"]
+	if !ok {
+		t.Fatal("the controller's metrics have no process_resident_memory_bytes")
+	}
+	return int64(rss)
+}
+
+// tokenChecks reads the controller's count of upload tokens checked, by outcome.
+func tokenChecks(t testing.TB, ctx context.Context) map[string]float64 {
+	t.Helper()
+	checks := map[string]float64{}
+	for series, v := range controllerMetrics(t, ctx) {
+		if outcome, ok := strings.CutPrefix(series, `quarks_job_output_token_checks_total{outcome="`); ok {
+			checks[strings.TrimSuffix(outcome, `"}`)] = v
+		}
+	}
+	return checks
+}
+
+// controllerMetrics reads the controller's metrics, series → value, through the API server's
+// service proxy (one replica runs in the suite's installation).
+func controllerMetrics(t testing.TB, ctx context.Context) map[string]float64 {
 	t.Helper()
 	raw, err := suite.kube.CoreV1().Services(releaseNS).ProxyGet("http", controllerDeployment+"-metrics", "metrics", "/metrics", nil).DoRaw(ctx)
 	if err != nil {
 		t.Fatalf("controller metrics: %v", err)
 	}
+	series := map[string]float64{}
 	scanner := bufio.NewScanner(strings.NewReader(string(raw)))
 	scanner.Buffer(make([]byte, 1<<20), 1<<20)
 	for scanner.Scan() {
-		if value, ok := strings.CutPrefix(scanner.Text(), "process_resident_memory_bytes "); ok {
-			f, err := strconv.ParseFloat(value, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return int64(f)
+		line := scanner.Text()
+		i := strings.LastIndexByte(line, ' ')
+		if strings.HasPrefix(line, "#") || i < 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			series[line[:i]] = v
 		}
 	}
-	t.Fatal("the controller's metrics have no process_resident_memory_bytes")
-	return 0
+	return series
 }

@@ -46,6 +46,8 @@ func TestProduct(t *testing.T) {
 	t.Logf("figure: parallel tests took %s", time.Since(start).Round(100*time.Millisecond))
 	// Alone: its 5,000 Secret writes would slow the uploads the parallel tests time.
 	t.Run("fan-out-of-5000", testFanOutOf5000)
+	// Alone: it times the victim's uploads, and floods the endpoint.
+	t.Run("tenant-attacks", testTenantAttacks)
 	t.Run("webhook-unavailable", testWebhookUnavailable)
 	t.Run("controller-unreachable", testControllerUnreachable)
 	t.Run("helm-upgrade", testHelmUpgrade)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -60,17 +61,56 @@ func (h *handler) authenticate(ctx context.Context, r *http.Request) (podRef, er
 	if !plausibleToken(token) {
 		return podRef{}, refuse(http.StatusUnauthorized, "the bearer token is not a service-account token")
 	}
-	// A token seen recently is not reviewed again, and unknown tokens are
-	// reviewed at a bounded rate: a flood of made-up tokens costs the API
-	// server at most that rate.
+	// A token seen recently is not reviewed again. Unknown tokens are
+	// checked against the issuer's keys first (a made-up token costs no
+	// review), then reviewed at a bounded rate charged to the namespace the
+	// verified token names, or to the request's source address when the
+	// keys cannot be read: one party's flood spends only its own budget.
 	now := time.Now()
 	if seen, ok := h.limits.cached(token, now); ok {
+		tokenChecks.WithLabelValues("cached").Inc()
 		return seen.ref, seen.err
 	}
-	if err := h.limits.awaitReview(ctx); err != nil {
+	// An address whose requests keep being refused is answered 429 before
+	// its tokens cost a signature check.
+	address := sourceAddress(r)
+	if err := h.limits.refusedRecently(address); err != nil {
+		tokenChecks.WithLabelValues("throttled").Inc()
 		return podRef{}, err
 	}
+	ref, err := h.verify(ctx, token, address, now)
+	if err != nil {
+		var he *httpError
+		if errors.As(err, &he) && he.status == http.StatusUnauthorized {
+			h.limits.chargeRefusal(address)
+		}
+	}
+	return ref, err
+}
+
+// verify checks token against the issuer's keys, then reviews it, charging
+// the review to the namespace the verified token names, or to the source
+// address when the keys cannot be read.
+func (h *handler) verify(ctx context.Context, token, address string, now time.Time) (podRef, error) {
+	verified, err := h.issuer.namespace(ctx, token, now)
+	who, outcome := "namespace "+verified, "reviewed-namespace"
+	switch {
+	case errors.Is(err, errNoKeys):
+		who, outcome = "address "+address, "reviewed-address"
+		h.log.V(1).Info("charging a token review to its source address", "address", who, "reason", err.Error())
+	case err != nil:
+		tokenChecks.WithLabelValues("not-issued").Inc()
+		return podRef{}, err
+	}
+	if err := h.limits.awaitReview(ctx, who); err != nil {
+		tokenChecks.WithLabelValues("throttled").Inc()
+		return podRef{}, err
+	}
+	tokenChecks.WithLabelValues(outcome).Inc()
 	ref, err := h.review(ctx, token)
+	if err == nil && verified != "" && ref.Namespace != verified {
+		err = refuse(http.StatusUnauthorized, "token not accepted: it names namespace %s, its review %s", verified, ref.Namespace)
+	}
 	var he *httpError
 	if err == nil || (errors.As(err, &he) && he.status != http.StatusServiceUnavailable) {
 		h.limits.remember(token, ref, err, now)
@@ -100,6 +140,16 @@ func (h *handler) review(ctx context.Context, token string) (podRef, error) {
 		return podRef{}, refuse(http.StatusForbidden, "token of %q is not bound to a pod", st.User.Username)
 	}
 	return podRef{Namespace: namespace, Name: names[0], UID: types.UID(uids[0])}, nil
+}
+
+// sourceAddress is the request's peer address without its port: a pod's IP,
+// which the request cannot choose.
+func sourceAddress(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 // serviceAccountNamespace reads the namespace from "system:serviceaccount:<ns>:<name>".

@@ -2,10 +2,22 @@ package outputendpoint
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"maps"
 	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/client-go/rest"
+
+	"code.cloudfoundry.org/quarks-job/api/upload"
 )
 
 func TestPlausibleToken(t *testing.T) {
@@ -22,5 +34,116 @@ func TestUploadsFromUnwatchedNamespacesAreRefused(t *testing.T) {
 	var he *httpError
 	if !errors.As(err, &he) || he.status != http.StatusForbidden || !strings.Contains(he.msg, "namespace elsewhere is not watched") {
 		t.Fatalf("resolve in an unwatched namespace: %v", err)
+	}
+}
+
+// TestReviewBudgetsAreNamespaces floods the endpoint from an attacker's
+// namespace, with made-up tokens, with tokens signed by a key of its own
+// that claim the victim's namespace, and with genuine tokens of its own pods,
+// then the victim's pod authenticates: it is not kept waiting, and only the
+// attacker's own budgets are spent.
+func TestReviewBudgetsAreNamespaces(t *testing.T) {
+	h := &handler{client: k8s, log: logr.Discard(),
+		limits: newLimits(Limits{TokenReviewsPerSecond: 0.01, TokenReviewBurst: 2, BusyWait: 50 * time.Millisecond})}
+	httpClient, err := rest.HTTPClientFor(restConfig)
+	must(t, err)
+	h.issuer, err = newIssuer(restConfig, httpClient, logr.Discard())
+	must(t, err)
+	attackerNS, victimNS := newNamespace(t), newNamespace(t)
+	attacker := newPod(t, attackerNS, "attacker", nil, "gen")
+	victim := newPod(t, victimNS, "victim", nil, "gen")
+
+	authenticate := func(bearer, from string) error {
+		r := httptest.NewRequest(http.MethodPost, upload.Path, nil)
+		r.Header.Set("Authorization", "Bearer "+bearer)
+		r.RemoteAddr = from + ":40000"
+		_, err := h.authenticate(context.Background(), r)
+		return err
+	}
+	status := func(err error) int {
+		var he *httpError
+		if errors.As(err, &he) {
+			return he.status
+		}
+		return 0
+	}
+
+	// Forged tokens from one address: refused (401) without a review until
+	// the address has spent its refusals, then answered 429 unchecked.
+	own := newSigner(t, tokenKeyID(t, token(t, victim, upload.Audience)))
+	answers := map[int]int{}
+	for i := range 200 {
+		for _, bearer := range []string{
+			fmt.Sprintf("eyJhbGciOiJSUzI1NiJ9.eyJuIjo%dfQ.c2ln", i),
+			own.token(t, victimNS, upload.Audience, time.Now()),
+		} {
+			answers[status(authenticate(bearer, "10.0.0.1"))]++
+		}
+	}
+	if want := map[int]int{http.StatusUnauthorized: 2, http.StatusTooManyRequests: 398}; !maps.Equal(answers, want) {
+		t.Errorf("forged tokens answered %v, want %v", answers, want)
+	}
+	// Genuine tokens of the attacker's own pod, from another address: two
+	// reviews, then its namespace's budget is spent.
+	refused := 0
+	for range 6 {
+		if err := authenticate(token(t, attacker, upload.Audience), "10.0.0.3"); status(err) == http.StatusTooManyRequests {
+			refused++
+			if !strings.Contains(err.Error(), "namespace "+attackerNS) {
+				t.Errorf("429 %q does not name the namespace charged", err)
+			}
+		} else if err != nil {
+			t.Fatalf("attacker's genuine token: %v", err)
+		}
+	}
+	if refused != 4 {
+		t.Errorf("%d of the attacker's 6 genuine tokens refused 429, want 4 (burst 2)", refused)
+	}
+	for i := range 2 {
+		if err := authenticate(token(t, victim, upload.Audience), "10.0.0.2"); err != nil {
+			t.Fatalf("victim's token %d, after the attacker's flood: %v", i, err)
+		}
+	}
+	h.limits.mu.Lock()
+	charged := slices.Sorted(maps.Keys(h.limits.budgets))
+	h.limits.mu.Unlock()
+	if want := slices.Sorted(slices.Values([]string{"namespace " + attackerNS, "namespace " + victimNS, refusalsFrom + "10.0.0.1"})); !slices.Equal(charged, want) {
+		t.Errorf("budgets charged %q, want only %q", charged, want)
+	}
+}
+
+// tokenKeyID reads the key ID of a signed token's header.
+func tokenKeyID(t *testing.T, token string) string {
+	t.Helper()
+	header, err := base64.RawURLEncoding.DecodeString(strings.Split(token, ".")[0])
+	must(t, err)
+	var h struct{ Kid string }
+	must(t, json.Unmarshal(header, &h))
+	return h.Kid
+}
+
+// TestReviewBudgetsWithoutIssuerKeys: where the issuer's keys cannot be
+// read, unknown tokens are charged to their source address.
+func TestReviewBudgetsWithoutIssuerKeys(t *testing.T) {
+	h := &handler{client: k8s, log: logr.Discard(),
+		limits: newLimits(Limits{TokenReviewsPerSecond: 0.01, TokenReviewBurst: 2, BusyWait: 50 * time.Millisecond}),
+		issuer: &issuer{fetch: func(context.Context) ([]byte, error) { return nil, errors.New("forbidden") }}}
+	victim := newPod(t, newNamespace(t), "victim", nil, "gen")
+	authenticate := func(bearer, from string) error {
+		r := httptest.NewRequest(http.MethodPost, upload.Path, nil)
+		r.Header.Set("Authorization", "Bearer "+bearer)
+		r.RemoteAddr = from + ":40000"
+		_, err := h.authenticate(context.Background(), r)
+		return err
+	}
+	for i := range 6 {
+		err := authenticate(fmt.Sprintf("eyJhbGciOiJSUzI1NiJ9.eyJuIjo%dfQ.c2ln", i), "10.0.0.1")
+		var he *httpError
+		if want := map[bool]int{true: http.StatusUnauthorized, false: http.StatusTooManyRequests}[i < 2]; !errors.As(err, &he) || he.status != want {
+			t.Fatalf("made-up token %d without keys: %v, want %d", i, err, want)
+		}
+	}
+	if err := authenticate(token(t, victim, upload.Audience), "10.0.0.2"); err != nil {
+		t.Fatalf("victim's token from its own address: %v", err)
 	}
 }

@@ -420,6 +420,9 @@ func TestHeldUntilExitCodes(t *testing.T) {
 	if status != http.StatusOK || !slices.Contains(answer.Problems, heldNotice) || time.Since(start) >= testExitCodeTimeout {
 		t.Fatalf("a retry of a held upload: status %d %+v after %s", status, answer, time.Since(start))
 	}
+	if again := secret(t, testHoldNamespace, heldName(late.pod.UID)); again.ResourceVersion != held.ResourceVersion {
+		t.Fatal("a retry of a held upload with the same content rewrote its held Secret")
+	}
 
 	exit(t, late.pod, map[string]int32{"gen": 0})
 	eventually(t, 30*time.Second, func() string {

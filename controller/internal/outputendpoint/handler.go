@@ -49,6 +49,8 @@ type handler struct {
 	persisterImage string
 	// limits bounds the work and memory of concurrent uploads.
 	limits *limits
+	// issuer checks tokens against the service-account issuer's keys.
+	issuer *issuer
 	// holdNamespace is where uploads waiting for exit codes are held (see
 	// held.go); none are held when it is empty.
 	holdNamespace string
@@ -571,7 +573,11 @@ func (h *handler) refused(w http.ResponseWriter, r *http.Request, ref podRef, er
 		status = he.status
 	}
 	uploadsTotal.WithLabelValues(fmt.Sprint(status)).Inc()
-	h.log.Info("upload refused", "status", status, "reason", err.Error(), "remote", r.RemoteAddr, "pod", ref.Namespace+"/"+ref.Name)
+	// Refusals of requests no pod is known for are logged at a bounded rate:
+	// a flood of them must not flood the log.
+	if ref.Namespace != "" || h.limits.anonymousLog.Allow() {
+		h.log.Info("upload refused", "status", status, "reason", err.Error(), "remote", r.RemoteAddr, "pod", ref.Namespace+"/"+ref.Name)
+	}
 	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", "2")
 	}

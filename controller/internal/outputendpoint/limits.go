@@ -21,9 +21,13 @@ type Limits struct {
 	// BusyWait is how long an upload waits for room before a 503.
 	BusyWait time.Duration
 	// TokenReviewsPerSecond bounds the TokenReviews spent on tokens the
-	// endpoint has not seen; beyond it, unknown tokens are answered 429.
+	// endpoint has not seen, per namespace (the one a token's verified
+	// signature names) or, when the issuer's keys cannot be read, per source
+	// address; beyond it, unknown tokens wait up to BusyWait, then are
+	// answered 429.
 	TokenReviewsPerSecond float64
-	// TokenReviewBurst is the burst of TokenReviews allowed.
+	// TokenReviewBurst is the burst of TokenReviews allowed per namespace
+	// or address.
 	TokenReviewBurst int
 	// MaxSecretsPerUpload bounds the Secrets one upload may make (a fan-out
 	// makes one per key); beyond it the file that crosses it is refused with
@@ -53,11 +57,19 @@ type limits struct {
 	maxBytes   int64
 	maxSecrets int
 	busyWait   time.Duration
-	reviews    *rate.Limiter
 
-	mu     sync.Mutex
-	tokens map[[32]byte]reviewed
+	reviewRate  rate.Limit
+	reviewBurst int
+	// anonymousLog bounds the log lines of refusals before a pod is known.
+	anonymousLog *rate.Limiter
+
+	mu      sync.Mutex
+	tokens  map[[32]byte]reviewed
+	budgets map[string]*rate.Limiter // by namespace or source address
 }
+
+// maxBudgets bounds the budgets kept; idle ones are dropped first.
+const maxBudgets = 4096
 
 type reviewed struct {
 	ref     podRef
@@ -81,8 +93,9 @@ func newLimits(l Limits) *limits {
 	return &limits{
 		bytes: semaphore.NewWeighted(l.MaxBytesInFlight), maxBytes: l.MaxBytesInFlight, busyWait: l.BusyWait,
 		maxSecrets: l.MaxSecretsPerUpload,
-		reviews:    rate.NewLimiter(rate.Limit(l.TokenReviewsPerSecond), l.TokenReviewBurst),
-		tokens:     map[[32]byte]reviewed{},
+		reviewRate: rate.Limit(l.TokenReviewsPerSecond), reviewBurst: l.TokenReviewBurst,
+		tokens: map[[32]byte]reviewed{}, budgets: map[string]*rate.Limiter{},
+		anonymousLog: rate.NewLimiter(1, 10),
 	}
 }
 
@@ -101,15 +114,56 @@ func (l *limits) admitBody(ctx context.Context, r *http.Request) (release func()
 	return func() { l.bytes.Release(weight) }, nil
 }
 
-// awaitReview waits for the TokenReview rate to allow one more, at most
-// busyWait; then the upload is answered 429 and the persister retries.
-func (l *limits) awaitReview(ctx context.Context) error {
+// awaitReview waits for the TokenReview budget of who (a namespace or a
+// source address) to allow one more, at most busyWait; then the upload is
+// answered 429 and the persister retries. One party's flood spends only its
+// own budget.
+func (l *limits) awaitReview(ctx context.Context, who string) error {
 	wait, cancel := context.WithTimeout(ctx, l.busyWait)
 	defer cancel()
-	if err := l.reviews.Wait(wait); err != nil {
-		return refuse(http.StatusTooManyRequests, "too many uploads with tokens not seen before; try again")
+	if err := l.budget(who).Wait(wait); err != nil {
+		return refuse(http.StatusTooManyRequests, "too many uploads with tokens not seen before from %s; try again", who)
 	}
 	return nil
+}
+
+// refusedRecently answers 429 for an address that spent its budget of
+// refused requests (the TokenReview rate and burst): a pod that keeps sending
+// tokens no one issued is slowed down before its tokens are even checked.
+func (l *limits) refusedRecently(address string) error {
+	l.mu.Lock()
+	b := l.budgets[refusalsFrom+address]
+	l.mu.Unlock()
+	if b != nil && b.Tokens() < 1 {
+		return refuse(http.StatusTooManyRequests, "too many refused uploads from address %s; try again", address)
+	}
+	return nil
+}
+
+// chargeRefusal spends one of address's refused requests.
+func (l *limits) chargeRefusal(address string) { l.budget(refusalsFrom + address).Allow() }
+
+// refusalsFrom prefixes the budget of an address's refused requests.
+const refusalsFrom = "refusals from address "
+
+// budget returns who's TokenReview budget. When maxBudgets are kept, the
+// idle ones (full again) are dropped; a budget in use is never reset.
+func (l *limits) budget(who string) *rate.Limiter {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if b, ok := l.budgets[who]; ok {
+		return b
+	}
+	if len(l.budgets) >= maxBudgets {
+		for k, b := range l.budgets {
+			if b.Tokens() >= float64(l.reviewBurst) {
+				delete(l.budgets, k)
+			}
+		}
+	}
+	b := rate.NewLimiter(l.reviewRate, l.reviewBurst)
+	l.budgets[who] = b
+	return b
 }
 
 // plausibleToken refuses, without a TokenReview, what cannot be a

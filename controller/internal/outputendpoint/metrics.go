@@ -20,6 +20,11 @@ var (
 		Help:    "From an accepted upload's arrival to its Secrets written and its result recorded on the Job.",
 		Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 	}, []string{"persisted"})
+	tokenChecks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "quarks_job_output_token_checks_total",
+		Help: "Bearer tokens of uploads checked, by outcome: cached (reviewed recently), not-issued (refused by the issuer's keys, no review), " +
+			"throttled (429 before a review), reviewed-namespace or reviewed-address (a TokenReview charged to the token's verified namespace, or to the source address when the issuer's keys cannot be read).",
+	}, []string{"outcome"})
 	outputBytes = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "quarks_job_output_bytes_total",
 		Help: "Bytes of output files received by the output endpoint.",
@@ -27,7 +32,7 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(uploadsTotal, uploadDuration, outputBytes)
+	metrics.Registry.MustRegister(uploadsTotal, uploadDuration, tokenChecks, outputBytes)
 }
 
 // observe records an accepted upload.

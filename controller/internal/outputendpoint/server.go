@@ -115,6 +115,9 @@ func Add(mgr ctrl.Manager, opts Options) error {
 		limits:          newLimits(opts.Limits),
 		holdNamespace:   opts.HoldNamespace,
 	}
+	if h.issuer, err = newIssuer(mgr.GetConfig(), mgr.GetHTTPClient(), h.log); err != nil {
+		return fmt.Errorf("output endpoint: %w", err)
+	}
 	if h.holdNamespace != "" {
 		if err := mgr.Add(&holder{h: h, interval: opts.HoldInterval}); err != nil {
 			return err

@@ -41,6 +41,8 @@ var (
 	clientset *kubernetes.Clientset
 	uploader  uploadtest.Client
 	saKeyPath string
+	// restConfig is the control plane's, for handlers a test builds.
+	restConfig *rest.Config
 )
 
 func TestMain(m *testing.M) {
@@ -84,6 +86,7 @@ func runSuite(m *testing.M) (int, error) {
 	saKeyPath = filepath.Join(testEnv.ControlPlane.APIServer.CertDir, "sa-signer.key")
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = 1000, 2000
+	restConfig = cfg
 
 	if k8s, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
 		return 0, err

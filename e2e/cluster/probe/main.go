@@ -3,9 +3,13 @@
 // prints who the API server says the pod is (a SelfSubjectReview). busybox
 // cannot do this: its TLS client is refused by Go servers.
 //
-// "probe flood URL COUNT" instead plays an attacker against the output
-// endpoint: COUNT uploads with made-up bearer tokens, 16 at a time, and a
-// line with how many got each status and how long it took.
+// "probe flood URL COUNT [DURATION]" instead plays an attacker against the
+// output endpoint: COUNT uploads (or as many as DURATION allows) with made-up
+// bearer tokens, 16 at a time, and a
+// line with how many got each status and how long it took. The tokens look
+// like service-account tokens (a JWS whose header names ES256 and, every
+// other one, a key ID of its own; claims of the namespace "default" and the
+// endpoint's audience), so only their signatures give them away.
 //
 // "probe upload URL TOKEN CONTAINER FILE CONTENT" plays a tenant that stole
 // a token: one upload of FILE with CONTENT for CONTAINER, with TOKEN as the
@@ -14,6 +18,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/base64"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -31,8 +37,8 @@ import (
 const serviceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 func main() {
-	if len(os.Args) == 4 && os.Args[1] == "flood" {
-		if err := flood(os.Args[2], os.Args[3]); err != nil {
+	if (len(os.Args) == 4 || len(os.Args) == 5) && os.Args[1] == "flood" {
+		if err := flood(os.Args[2], os.Args[3], os.Args[4:]...); err != nil {
 			fmt.Fprintln(os.Stderr, "probe flood:", err)
 			os.Exit(1)
 		}
@@ -97,10 +103,18 @@ func selfSubjectReview() error {
 
 // flood sends count uploads with made-up tokens to url and prints the
 // statuses it got. It is bounded in count and in time (each request 10 s).
-func flood(url, countArg string) error {
+func flood(url, countArg string, durationArg ...string) error {
 	count, err := strconv.Atoi(countArg)
-	if err != nil || count < 1 || count > 100000 {
-		return fmt.Errorf("count %q: want 1..100000", countArg)
+	if err != nil || count < 1 || count > 10_000_000 {
+		return fmt.Errorf("count %q: want 1..10000000", countArg)
+	}
+	var until time.Time
+	if len(durationArg) == 1 {
+		d, err := time.ParseDuration(durationArg[0])
+		if err != nil || d <= 0 {
+			return fmt.Errorf("duration %q: want a positive duration", durationArg[0])
+		}
+		until = time.Now().Add(d)
 	}
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		// The attacker does not care whom it talks to.
@@ -122,7 +136,7 @@ func flood(url, countArg string) error {
 				if err != nil {
 					continue
 				}
-				req.Header.Set("Authorization", fmt.Sprintf("Bearer made.up.token-%d", i))
+				req.Header.Set("Authorization", "Bearer "+madeUpToken(i))
 				status := "error"
 				if resp, err := client.Do(req); err == nil {
 					_, _ = io.Copy(io.Discard, resp.Body)
@@ -135,8 +149,9 @@ func flood(url, countArg string) error {
 			}
 		}()
 	}
-	for i := range count {
-		next <- i
+	sent := 0
+	for ; sent < count && (until.IsZero() || time.Now().Before(until)); sent++ {
+		next <- sent
 	}
 	close(next)
 	wg.Wait()
@@ -145,7 +160,8 @@ func flood(url, countArg string) error {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	fmt.Printf("flood: %d requests in %s;", count, time.Since(start).Round(time.Millisecond))
+	took := time.Since(start)
+	fmt.Printf("flood: %d requests in %s (%.0f/s);", sent, took.Round(time.Millisecond), float64(sent)/took.Seconds())
 	for _, k := range keys {
 		fmt.Printf(" %s=%d", k, statuses[k])
 	}
@@ -183,4 +199,19 @@ func uploadAs(url, token, container, file, content string) error {
 	}
 	fmt.Printf("upload: %d: %s\n", resp.StatusCode, bytes.TrimSpace(answer))
 	return nil
+}
+
+// madeUpToken is the i-th token of the flood.
+func madeUpToken(i int) string {
+	header := `{"alg":"ES256","typ":"JWT"}`
+	if i%2 == 1 {
+		header = fmt.Sprintf(`{"alg":"ES256","kid":"made-up-%d"}`, i)
+	}
+	now := time.Now().Unix()
+	claims := fmt.Sprintf(`{"aud":["quarks-job"],"exp":%d,"iat":%d,"nbf":%d,"sub":"system:serviceaccount:default:default","kubernetes.io":{"namespace":"default","pod":{"name":"p%d","uid":"u%d"}}}`,
+		now+3600, now, now, i, i)
+	signature := make([]byte, 64)
+	_, _ = rand.Read(signature)
+	enc := base64.RawURLEncoding
+	return enc.EncodeToString([]byte(header)) + "." + enc.EncodeToString([]byte(claims)) + "." + enc.EncodeToString(signature)
 }
