@@ -76,6 +76,7 @@ func (h *handler) authenticate(ctx context.Context, r *http.Request) (podRef, er
 	address := sourceAddress(r)
 	if err := h.limits.refusedRecently(address); err != nil {
 		tokenChecks.WithLabelValues("throttled").Inc()
+		h.limits.tarpit(ctx, address)
 		return podRef{}, err
 	}
 	ref, err := h.verify(ctx, token, address, now)

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,6 +46,7 @@ func TestUploadsFromUnwatchedNamespacesAreRefused(t *testing.T) {
 func TestReviewBudgetsAreNamespaces(t *testing.T) {
 	h := &handler{client: k8s, log: logr.Discard(),
 		limits: newLimits(Limits{TokenReviewsPerSecond: 0.01, TokenReviewBurst: 2, BusyWait: 50 * time.Millisecond})}
+	h.limits.tarpitDelay = time.Millisecond
 	httpClient, err := rest.HTTPClientFor(restConfig)
 	must(t, err)
 	h.issuer, err = newIssuer(restConfig, httpClient, logr.Discard())
@@ -128,6 +130,7 @@ func TestReviewBudgetsWithoutIssuerKeys(t *testing.T) {
 	h := &handler{client: k8s, log: logr.Discard(),
 		limits: newLimits(Limits{TokenReviewsPerSecond: 0.01, TokenReviewBurst: 2, BusyWait: 50 * time.Millisecond}),
 		issuer: &issuer{fetch: func(context.Context) ([]byte, error) { return nil, errors.New("forbidden") }}}
+	h.limits.tarpitDelay = time.Millisecond
 	victim := newPod(t, newNamespace(t), "victim", nil, "gen")
 	authenticate := func(bearer, from string) error {
 		r := httptest.NewRequest(http.MethodPost, upload.Path, nil)
@@ -145,5 +148,36 @@ func TestReviewBudgetsWithoutIssuerKeys(t *testing.T) {
 	}
 	if err := authenticate(token(t, victim, upload.Audience), "10.0.0.2"); err != nil {
 		t.Fatalf("victim's token from its own address: %v", err)
+	}
+}
+
+// TestTarpitHoldsABoundedNumber: a throttled address's requests are held
+// for the delay, at most maxTarpitted at once; the rest are answered at once.
+func TestTarpitHoldsABoundedNumber(t *testing.T) {
+	l := newLimits(Limits{})
+	l.tarpitDelay = time.Hour
+	ctx, cancel := context.WithCancel(context.Background())
+	var held sync.WaitGroup
+	for range maxTarpitted {
+		held.Add(1)
+		go func() { defer held.Done(); l.tarpit(ctx, "10.0.0.1") }()
+	}
+	eventually(t, 10*time.Second, func() string {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if n := l.tarpitted["10.0.0.1"]; n != maxTarpitted {
+			return fmt.Sprintf("%d requests held, want %d", n, maxTarpitted)
+		}
+		return ""
+	})
+	start := time.Now()
+	l.tarpit(ctx, "10.0.0.1") // beyond the bound: at once
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("a request beyond the tarpit's bound was held %s", took)
+	}
+	cancel()
+	held.Wait()
+	if len(l.tarpitted) != 0 {
+		t.Errorf("tarpit still counts %v", l.tarpitted)
 	}
 }

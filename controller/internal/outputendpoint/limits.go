@@ -66,6 +66,10 @@ type limits struct {
 	mu      sync.Mutex
 	tokens  map[[32]byte]reviewed
 	budgets map[string]*rate.Limiter // by namespace or source address
+	// tarpitted counts the requests held by tarpit, by address, each for
+	// tarpitDelay.
+	tarpitted   map[string]int
+	tarpitDelay time.Duration
 }
 
 // maxBudgets bounds the budgets kept; idle ones are dropped first.
@@ -94,7 +98,7 @@ func newLimits(l Limits) *limits {
 		bytes: semaphore.NewWeighted(l.MaxBytesInFlight), maxBytes: l.MaxBytesInFlight, busyWait: l.BusyWait,
 		maxSecrets: l.MaxSecretsPerUpload,
 		reviewRate: rate.Limit(l.TokenReviewsPerSecond), reviewBurst: l.TokenReviewBurst,
-		tokens: map[[32]byte]reviewed{}, budgets: map[string]*rate.Limiter{},
+		tokens: map[[32]byte]reviewed{}, budgets: map[string]*rate.Limiter{}, tarpitted: map[string]int{}, tarpitDelay: tarpitDelay,
 		anonymousLog: rate.NewLimiter(1, 10),
 	}
 }
@@ -139,6 +143,39 @@ func (l *limits) refusedRecently(address string) error {
 	}
 	return nil
 }
+
+// tarpit holds a request of a throttled address for l.tarpitDelay before it
+// is answered, at most maxTarpitted at once per address: a client that
+// ignores Retry-After sends at the pace of its connections, not of the
+// controller's answers. Beyond that, it is answered at once.
+func (l *limits) tarpit(ctx context.Context, address string) {
+	l.mu.Lock()
+	if l.tarpitted[address] >= maxTarpitted {
+		l.mu.Unlock()
+		return
+	}
+	l.tarpitted[address]++
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		if l.tarpitted[address]--; l.tarpitted[address] == 0 {
+			delete(l.tarpitted, address)
+		}
+		l.mu.Unlock()
+	}()
+	t := time.NewTimer(l.tarpitDelay)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// The tarpit's bounds.
+const (
+	tarpitDelay  = time.Second
+	maxTarpitted = 32
+)
 
 // chargeRefusal spends one of address's refused requests.
 func (l *limits) chargeRefusal(address string) { l.budget(refusalsFrom + address).Allow() }

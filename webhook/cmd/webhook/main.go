@@ -63,6 +63,8 @@ func command() (*cobra.Command, *viper.Viper) {
 	f := cmd.Flags()
 	f.String("namespace", "", "namespace of the webhook and its certificate Secrets (required with --manage-certificates)")
 	f.Int("port", 9443, "port of the webhook server")
+	f.Int64("max-bytes-in-flight", endpoints.DefaultMaxBytesInFlight, "most admission request bytes held at once (at least 7 MiB); a source address holds at most a quarter, and a request without room waits --busy-wait, then is answered 429")
+	f.Duration("busy-wait", 2e9, "how long an admission request waits for room within --max-bytes-in-flight")
 	f.String("metrics-bind-address", ":8080", "address of the metrics endpoint; 0 turns it off")
 	f.String("health-probe-bind-address", ":8081", "address of /healthz and /readyz")
 	f.Bool("manage-certificates", true, "keep the CA and certificates in Secrets and patch the CA bundle into the webhook configurations; false: serve tls.crt/tls.key from --cert-dir and read the CA bundle from its ca.crt (cert-manager)")
@@ -170,7 +172,8 @@ func run(v *viper.Viper) error {
 	if err != nil {
 		return err
 	}
-	endpoints.Register(mgr.GetWebhookServer(), scheme, injectCfg, caBundle, nil)
+	inFlight := endpoints.NewInFlight(v.GetInt64("max-bytes-in-flight"), v.GetDuration("busy-wait"))
+	endpoints.Register(mgr.GetWebhookServer(), scheme, injectCfg, caBundle, inFlight.Wrap)
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err
 	}
