@@ -2,11 +2,12 @@ package v1alpha1
 
 import (
 	"math"
-	"unicode/utf8"
 
 	batchv1 "k8s.io/api/batch/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"code.cloudfoundry.org/quarks-job/api/text"
 )
 
 // Strategy says when a QuarksJob runs.
@@ -393,14 +394,7 @@ func (r *Run) Summary() RunSummary {
 	for i := range r.Uploads {
 		secrets += r.Uploads[i].WrittenSecrets()
 	}
-	message := r.Message
-	if len(message) > MaxSummaryMessage {
-		cut := MaxSummaryMessage
-		for cut > 0 && !utf8.RuneStart(message[cut]) {
-			cut--
-		}
-		message = message[:cut] + "…"
-	}
+	message := text.Truncate(r.Message, MaxSummaryMessage)
 	return RunSummary{
 		Number: r.Number, JobName: r.JobName, Trigger: r.Trigger,
 		StartTime: r.StartTime.DeepCopy(), CompletionTime: r.CompletionTime.DeepCopy(),

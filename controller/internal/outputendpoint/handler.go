@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/go-logr/logr"
 	batchv1 "k8s.io/api/batch/v1"
@@ -23,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
+	"code.cloudfoundry.org/quarks-job/api/text"
 	"code.cloudfoundry.org/quarks-job/api/upload"
 	"code.cloudfoundry.org/quarks-job/api/version"
 	"code.cloudfoundry.org/quarks-job/controller/internal/output"
@@ -477,24 +477,7 @@ func (h *handler) emit(run *run, n notices) {
 
 // joinNote joins messages within maxNote, saying how many did not fit (the
 // Job's result annotation and the QuarksJob's status hold them all).
-func joinNote(messages []string) string {
-	note := ""
-	for i, m := range messages {
-		next := m
-		if i > 0 {
-			next = note + "; " + m
-		}
-		if len(next) > maxNote {
-			rest := fmt.Sprintf(" … and %d more", len(messages)-i)
-			if i == 0 {
-				return m[:maxNote-len(rest)] + rest
-			}
-			return note + rest
-		}
-		note = next
-	}
-	return note
-}
+func joinNote(messages []string) string { return text.List(messages, "; ", 0, maxNote) }
 
 func eventType(p output.Problem) string {
 	if p.Blocking {
@@ -553,17 +536,7 @@ func plainVersion(v string) bool {
 
 // clip bounds what a client says before it goes, quoted, into a record: at
 // most 64 bytes, cut at a character boundary.
-func clip(s string) string {
-	const most = 64
-	if len(s) <= most {
-		return s
-	}
-	cut := most
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
+func clip(s string) string { return text.Truncate(s, 64) }
 
 // refused answers a request that was not accepted.
 func (h *handler) refused(w http.ResponseWriter, r *http.Request, ref podRef, err error) {
@@ -597,14 +570,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // secretNames lists the first few Secrets' names and counts the rest, short
 // enough for an Event's note with the text around it.
 func secretNames(secrets []qjv1.OutputSecret) string {
-	const listed = 10
-	names := make([]string, 0, listed)
-	for _, s := range secrets[:min(len(secrets), listed)] {
-		names = append(names, s.Name)
+	names := make([]string, len(secrets))
+	for i, s := range secrets {
+		names[i] = s.Name
 	}
-	list := strings.Join(names, ", ")
-	if more := len(secrets) - listed; more > 0 {
-		list += fmt.Sprintf(" … and %d more", more)
-	}
-	return list
+	return text.List(names, ", ", 10, maxNote/2)
 }

@@ -14,11 +14,11 @@ package outputendpoint
 
 import (
 	"bytes"
-	"maps"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"

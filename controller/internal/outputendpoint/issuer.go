@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
-	"github.com/go-logr/logr"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/go-logr/logr"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
 

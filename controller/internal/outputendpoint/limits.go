@@ -125,15 +125,16 @@ func (l *limits) admitBody(ctx context.Context, r *http.Request) (release func()
 func (l *limits) awaitReview(ctx context.Context, who string) error {
 	wait, cancel := context.WithTimeout(ctx, l.busyWait)
 	defer cancel()
-	if err := l.budget(who).Wait(wait); err != nil {
+	if err := l.budget(who, l.reviewRate, l.reviewBurst).Wait(wait); err != nil {
 		return refuse(http.StatusTooManyRequests, "too many uploads with tokens not seen before from %s; try again", who)
 	}
 	return nil
 }
 
 // refusedRecently answers 429 for an address that spent its budget of
-// refused requests (the TokenReview rate and burst): a pod that keeps sending
-// tokens no one issued is slowed down before its tokens are even checked.
+// refused requests (refusalsPerSecond, refusalBurst): a pod that keeps
+// sending tokens no one issued is slowed down before its tokens are even
+// checked.
 func (l *limits) refusedRecently(address string) error {
 	l.mu.Lock()
 	b := l.budgets[refusalsFrom+address]
@@ -178,14 +179,22 @@ const (
 )
 
 // chargeRefusal spends one of address's refused requests.
-func (l *limits) chargeRefusal(address string) { l.budget(refusalsFrom + address).Allow() }
+func (l *limits) chargeRefusal(address string) {
+	l.budget(refusalsFrom+address, refusalsPerSecond, refusalBurst).Allow()
+}
 
-// refusalsFrom prefixes the budget of an address's refused requests.
-const refusalsFrom = "refusals from address "
+// An address's budget of refused requests: a pod's own token is refused
+// only while it is not yet valid or its pod is gone, a few times at most.
+const (
+	refusalsFrom      = "refusals from address "
+	refusalsPerSecond = 5
+	refusalBurst      = 50
+)
 
-// budget returns who's TokenReview budget. When maxBudgets are kept, the
-// idle ones (full again) are dropped; a budget in use is never reset.
-func (l *limits) budget(who string) *rate.Limiter {
+// budget returns who's budget, made with rate r and burst when new. When
+// maxBudgets are kept, the idle ones (full again) are dropped; a budget in
+// use is never reset.
+func (l *limits) budget(who string, r rate.Limit, burst int) *rate.Limiter {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if b, ok := l.budgets[who]; ok {
@@ -193,12 +202,12 @@ func (l *limits) budget(who string) *rate.Limiter {
 	}
 	if len(l.budgets) >= maxBudgets {
 		for k, b := range l.budgets {
-			if b.Tokens() >= float64(l.reviewBurst) {
+			if b.Tokens() >= float64(b.Burst()) {
 				delete(l.budgets, k)
 			}
 		}
 	}
-	b := rate.NewLimiter(l.reviewRate, l.reviewBurst)
+	b := rate.NewLimiter(r, burst)
 	l.budgets[who] = b
 	return b
 }

@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
+	"code.cloudfoundry.org/quarks-job/api/text"
 	"code.cloudfoundry.org/quarks-job/api/upload"
 )
 
@@ -155,25 +156,9 @@ const (
 	maxMessage = 4096
 )
 
-// listed joins items with "; ", at most maxListed of them and about
-// maxMessage bytes, and says how many more there are.
-func listed(items []string) string {
-	var b strings.Builder
-	for i, item := range items {
-		if len(item) > maxMessage {
-			item = item[:maxMessage] + "…"
-		}
-		if i > 0 && (i == maxListed || b.Len()+len(item) > maxMessage) {
-			fmt.Fprintf(&b, "; … and %d more", len(items)-i)
-			break
-		}
-		if i > 0 {
-			b.WriteString("; ")
-		}
-		b.WriteString(item)
-	}
-	return b.String()
-}
+// listed joins items with "; ", at most maxListed of them and maxMessage
+// bytes, and says how many more there are.
+func listed(items []string) string { return text.List(items, "; ", maxListed, maxMessage) }
 
 // done reports whether an upload shows its pod did its part: every declaring
 // container exited 0 and its output was persisted.

@@ -19,9 +19,9 @@ package main
 import (
 	"bytes"
 	"crypto/rand"
-	"encoding/base64"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
