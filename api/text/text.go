@@ -13,13 +13,13 @@ import (
 // Ellipsis marks where text was cut.
 const Ellipsis = "…"
 
-// Truncate returns s cut to at most max bytes, at a character boundary,
+// Truncate returns s cut to at most limit bytes, at a character boundary,
 // with Ellipsis appended when it was cut; s itself when it fits.
-func Truncate(s string, max int) string {
-	if len(s) <= max {
+func Truncate(s string, limit int) string {
+	if len(s) <= limit {
 		return s
 	}
-	return cut(s, max) + Ellipsis
+	return cut(s, limit) + Ellipsis
 }
 
 // cut returns the longest prefix of s of at most n bytes that ends at a

@@ -53,9 +53,9 @@ func TestList(t *testing.T) {
 	}
 	// Whatever the items, the result fits and is valid UTF-8.
 	items := []string{strings.Repeat("日", 400), strings.Repeat("é", 300), "x"}
-	for max := 0; max < 1200; max += 7 {
-		if got := List(items, ", ", 10, max); len(got) > max && max >= 40 || !utf8.ValidString(got) {
-			t.Fatalf("List(…, %d) = %d bytes, valid %v", max, len(got), utf8.ValidString(got))
+	for limit := 0; limit < 1200; limit += 7 {
+		if got := List(items, ", ", 10, limit); len(got) > limit && limit >= 40 || !utf8.ValidString(got) {
+			t.Fatalf("List(…, %d) = %d bytes, valid %v", limit, len(got), utf8.ValidString(got))
 		}
 	}
 }

@@ -153,10 +153,10 @@ func (e *tenv) exitToSecret(prefix string, n, batch int) []time.Duration {
 
 // startProbes starts a plain Job of pods pods running the e2e probe with args, each limited to
 // cpu.
-func (e *tenv) startProbes(pods int, cpu string, args ...string) *batchv1.Job {
+func (e *tenv) startProbes(pods int32, cpu string, args ...string) *batchv1.Job {
 	e.t.Helper()
 	job := probeJob(probeImage(e.t), args...)
-	job.Spec.Parallelism, job.Spec.Completions = ptr.To(int32(pods)), ptr.To(int32(pods))
+	job.Spec.Parallelism, job.Spec.Completions = ptr.To(pods), ptr.To(pods)
 	job.Spec.Template.Spec.Containers[0].Resources.Limits = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu)}
 	job, err := suite.kube.BatchV1().Jobs(e.namespace).Create(e.ctx, job, metav1.CreateOptions{})
 	if err != nil {

@@ -142,5 +142,5 @@ func (k *issuer) keysFor(ctx context.Context, kid string, now time.Time) ([]jose
 		return known(), nil
 	}
 	k.log.Info("could not read the service-account issuer's keys; reviews are charged to source addresses until they are", "path", issuerKeysPath, "error", err.Error())
-	return nil, fmt.Errorf("%w: %v", errNoKeys, err)
+	return nil, fmt.Errorf("%w: %w", errNoKeys, err)
 }

@@ -16,7 +16,7 @@ func TestInFlightBoundsBytesAndAddresses(t *testing.T) {
 	l := NewInFlight(4*MaxRequestBytes, 20*time.Millisecond)
 	release := make(chan struct{})
 	var entered sync.WaitGroup
-	h := l.Wrap(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	h := l.Wrap(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
 		entered.Done()
 		<-release
 	}))
