@@ -32,6 +32,7 @@ import (
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
 	"code.cloudfoundry.org/quarks-job/api/version"
+	"code.cloudfoundry.org/quarks-job/controller/internal/testenv"
 )
 
 func TestWatchNamespaces(t *testing.T) {
@@ -273,21 +274,17 @@ const operatorUser = "operator"
 // changes its environment before it starts (API server flags, say).
 func startControlPlane(tb testing.TB, configure func(*envtest.Environment)) *controlPlane {
 	tb.Helper()
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		assets, _ := filepath.Abs("../../../bin/kube") // where `make kube` puts them
-		tb.Setenv("KUBEBUILDER_ASSETS", assets)
-	}
 	// The operator runs as its own process; envtest's own log lines are not
 	// wanted, and without a logger controller-runtime prints a warning with a
 	// stack trace.
 	ctrllog.SetLogger(logr.Discard())
-	env := &envtest.Environment{CRDDirectoryPaths: []string{"../../../charts/quarks-job/files/crds"}, ErrorIfCRDPathMissing: true}
+	env := testenv.Environment(nil)
 	if configure != nil {
 		configure(env)
 	}
-	cfg, err := env.Start()
+	cfg, err := testenv.Start(env)
 	if err != nil {
-		tb.Fatalf("starting the test API server: %v", err)
+		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = env.Stop() })
 	cp := &controlPlane{env: env}

@@ -39,7 +39,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/kubernetes"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -49,21 +48,21 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
 	"code.cloudfoundry.org/quarks-job/api/upload"
 	"code.cloudfoundry.org/quarks-job/controller/internal/controller/quarksjob"
 	"code.cloudfoundry.org/quarks-job/controller/internal/outputendpoint"
+	"code.cloudfoundry.org/quarks-job/controller/internal/testenv"
 )
 
-// repo is the repository's root, from this package.
-var repo = filepath.Join("..", "..", "..")
+// repo is the repository's root.
+var repo = testenv.Root()
 
 // persisterImage is the image the webhook injects and the endpoint accepts.
 const persisterImage = "registry.example/quarks-job-persister:catalog"
 
 var (
 	restConfig   *rest.Config
-	scheme       = runtime.NewScheme()
+	scheme       *runtime.Scheme
 	k8s          client.Client
 	clientset    *kubernetes.Clientset
 	persisterBin string
@@ -79,11 +78,6 @@ func TestMain(m *testing.M) {
 
 func runSuite(m *testing.M) int {
 	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.Level(2))))
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		// Where `make kube` puts the Kubernetes binaries.
-		assets, _ := filepath.Abs(filepath.Join(repo, "bin", "kube"))
-		_ = os.Setenv("KUBEBUILDER_ASSETS", assets)
-	}
 	work, err := os.MkdirTemp("", "catalog-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -110,10 +104,8 @@ func start(work string) (stop func(), err error) {
 			undo[i]()
 		}
 	}
-	for _, err := range []error{clientgoscheme.AddToScheme(scheme), qjv1.AddToScheme(scheme)} {
-		if err != nil {
-			return stop, err
-		}
+	if scheme, err = testenv.Scheme(); err != nil {
+		return stop, err
 	}
 
 	// The binaries build while the control plane starts.
@@ -130,15 +122,11 @@ func start(work string) (stop func(), err error) {
 	if err != nil {
 		return stop, err
 	}
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(repo, "charts", "quarks-job", "files", "crds")},
-		ErrorIfCRDPathMissing: true,
-		Scheme:                scheme,
-		WebhookInstallOptions: envtest.WebhookInstallOptions{MutatingWebhooks: mutating, ValidatingWebhooks: validating},
-	}
-	cfg, err := env.Start()
+	env := testenv.Environment(scheme)
+	env.WebhookInstallOptions = envtest.WebhookInstallOptions{MutatingWebhooks: mutating, ValidatingWebhooks: validating}
+	cfg, err := testenv.Start(env)
 	if err != nil {
-		return stop, fmt.Errorf("starting the control plane (KUBEBUILDER_ASSETS=%s): %w", os.Getenv("KUBEBUILDER_ASSETS"), err)
+		return stop, err
 	}
 	undo = append(undo, func() { _ = env.Stop() })
 	restConfig = rest.CopyConfig(cfg)

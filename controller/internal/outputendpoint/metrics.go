@@ -17,7 +17,7 @@ var (
 	}, []string{"code"})
 	uploadDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "quarks_job_output_upload_to_secret_seconds",
-		Help:    "From an accepted upload's arrival to its Secrets written and its result recorded on the Job.",
+		Help:    "From an accepted upload's arrival to its Secrets written and its result recorded in the run's record.",
 		Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 	}, []string{"persisted"})
 	tokenChecks = prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -16,20 +16,18 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
 	"code.cloudfoundry.org/quarks-job/api/upload"
 	"code.cloudfoundry.org/quarks-job/controller/internal/controller/quarksjob"
 	"code.cloudfoundry.org/quarks-job/controller/internal/outputendpoint/uploadtest"
+	"code.cloudfoundry.org/quarks-job/controller/internal/testenv"
 )
 
 // testExitCodeTimeout is the endpoint's wait for exit codes in these tests.
@@ -46,14 +44,6 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		// Where `make kube` puts the Kubernetes binaries; envtest fails
-		// loudly when they are missing there too.
-		assets, _ := filepath.Abs("../../../bin/kube")
-		if err := os.Setenv("KUBEBUILDER_ASSETS", assets); err != nil {
-			panic(err)
-		}
-	}
 	code, err := runSuite(m)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "output endpoint integration tests:", err)
@@ -66,21 +56,14 @@ func runSuite(m *testing.M) (int, error) {
 	// The endpoint's logs are not read here; set, so controller-runtime does
 	// not print a warning with a stack trace instead.
 	ctrl.SetLogger(logr.Discard())
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return 0, err
-	}
-	if err := qjv1.AddToScheme(scheme); err != nil {
-		return 0, err
-	}
-	testEnv = &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "..", "charts", "quarks-job", "files", "crds")},
-		ErrorIfCRDPathMissing: true,
-		Scheme:                scheme,
-	}
-	cfg, err := testEnv.Start()
+	scheme, err := testenv.Scheme()
 	if err != nil {
-		return 0, fmt.Errorf("starting the control plane: %w", err)
+		return 0, err
+	}
+	testEnv = testenv.Environment(scheme)
+	cfg, err := testenv.Start(testEnv)
+	if err != nil {
+		return 0, err
 	}
 	defer func() { _ = testEnv.Stop() }()
 	saKeyPath = filepath.Join(testEnv.ControlPlane.APIServer.CertDir, "sa-signer.key")

@@ -4,38 +4,29 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"code.cloudfoundry.org/quarks-job/controller/internal/testenv"
 )
 
 // k8s talks to a real kube-apiserver (envtest) without a cache.
 var k8s client.Client
 
 func TestMain(m *testing.M) {
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		// Where `make kube` puts the Kubernetes binaries; envtest fails
-		// loudly when they are missing there too.
-		assets, _ := filepath.Abs("../../../bin/kube")
-		if err := os.Setenv("KUBEBUILDER_ASSETS", assets); err != nil {
-			panic(err)
-		}
-	}
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		panic(err)
-	}
-	env := &envtest.Environment{Scheme: scheme}
-	cfg, err := env.Start()
+	scheme, err := testenv.Scheme()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "starting the control plane:", err)
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	env := testenv.Environment(scheme)
+	cfg, err := testenv.Start(env)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	cfg = rest.CopyConfig(cfg)

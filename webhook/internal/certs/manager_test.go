@@ -5,8 +5,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -18,13 +16,13 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
 	"code.cloudfoundry.org/quarks-job/api/upload"
 	"code.cloudfoundry.org/quarks-job/webhook/internal/endpoints"
 	"code.cloudfoundry.org/quarks-job/webhook/internal/inject"
+	"code.cloudfoundry.org/quarks-job/webhook/internal/testenv"
 )
 
 // TestManagerAgainstTheAPIServer runs two replicas' managers against a real
@@ -32,14 +30,10 @@ import (
 // serve through the patched CA bundle, and a CA rotation by one replica is
 // picked up by the other.
 func TestManagerAgainstTheAPIServer(t *testing.T) {
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		assets, _ := filepath.Abs("../../../bin/kube")
-		t.Setenv("KUBEBUILDER_ASSETS", assets)
-	}
-	env := &envtest.Environment{}
-	restConfig, err := env.Start()
+	env := testenv.Environment()
+	restConfig, err := testenv.Start(env)
 	if err != nil {
-		t.Fatalf("starting the control plane (KUBEBUILDER_ASSETS=%s): %v", os.Getenv("KUBEBUILDER_ASSETS"), err)
+		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = env.Stop() })
 	scheme := endpoints.Scheme()

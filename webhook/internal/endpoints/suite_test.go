@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -30,6 +29,7 @@ import (
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
 	"code.cloudfoundry.org/quarks-job/webhook/internal/endpoints"
 	"code.cloudfoundry.org/quarks-job/webhook/internal/inject"
+	"code.cloudfoundry.org/quarks-job/webhook/internal/testenv"
 )
 
 // The suite's API server calls the webhook server of this process through
@@ -59,28 +59,16 @@ func TestMain(m *testing.M) {
 
 func run(m *testing.M) int {
 	logf.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapLevel())))
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		// Where `make kube` puts the Kubernetes binaries.
-		assets, _ := filepath.Abs("../../../bin/kube")
-		if err := os.Setenv("KUBEBUILDER_ASSETS", assets); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-	}
-
 	svc := endpoints.Service{Namespace: "quarks", Name: "quarks-job-webhook", Port: 443}
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "..", "charts", "quarks-job", "files", "crds")},
-		ErrorIfCRDPathMissing: true,
-		WebhookInstallOptions: envtest.WebhookInstallOptions{
-			MutatingWebhooks:   []*admissionregistrationv1.MutatingWebhookConfiguration{endpoints.MutatingWebhookConfiguration(mutatingName, svc, endpoints.DefaultPodTimeoutSeconds)},
-			ValidatingWebhooks: []*admissionregistrationv1.ValidatingWebhookConfiguration{endpoints.ValidatingWebhookConfiguration(validatingName, svc)},
-		},
+	env := testenv.Environment()
+	env.WebhookInstallOptions = envtest.WebhookInstallOptions{
+		MutatingWebhooks:   []*admissionregistrationv1.MutatingWebhookConfiguration{endpoints.MutatingWebhookConfiguration(mutatingName, svc, endpoints.DefaultPodTimeoutSeconds)},
+		ValidatingWebhooks: []*admissionregistrationv1.ValidatingWebhookConfiguration{endpoints.ValidatingWebhookConfiguration(validatingName, svc)},
 	}
 	var err error
-	restConfig, err = env.Start()
+	restConfig, err = testenv.Start(env)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "starting the control plane (KUBEBUILDER_ASSETS=%s): %v\n", os.Getenv("KUBEBUILDER_ASSETS"), err)
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer func() {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,7 +13,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -26,6 +24,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
+	"code.cloudfoundry.org/quarks-job/controller/internal/testenv"
 )
 
 // The integration tests run the reconciler against a real kube-apiserver and
@@ -34,31 +33,21 @@ import (
 var (
 	testEnv    *envtest.Environment
 	testConfig *rest.Config
-	testScheme = runtime.NewScheme()
+	testScheme *runtime.Scheme
 	k8s        client.Client
 	nsCounter  atomic.Int64
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		// Where `make kube` puts the Kubernetes binaries; envtest fails
-		// loudly when they are missing there too.
-		assets, _ := filepath.Abs("../../../../bin/kube")
-		if err := os.Setenv("KUBEBUILDER_ASSETS", assets); err != nil {
-			panic(err)
-		}
-	}
 	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.Level(zapLevel()))))
-	_ = clientgoscheme.AddToScheme(testScheme)
-	_ = qjv1.AddToScheme(testScheme)
-	testEnv = &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "..", "..", "charts", "quarks-job", "files", "crds")},
-		ErrorIfCRDPathMissing: true,
-	}
 	var err error
-	testConfig, err = testEnv.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "starting the test control plane:", err)
+	if testScheme, err = testenv.Scheme(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	testEnv = testenv.Environment(testScheme)
+	if testConfig, err = testenv.Start(testEnv); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	k8s, err = client.New(testConfig, client.Options{Scheme: testScheme})
