@@ -41,7 +41,7 @@ version_ldflags  = -X $(VERSION_PKG).version=$(call module_version,$(1)) -X $(VE
 .PHONY: build
 build: ## Build the operator, persister, webhook and kubectl-qjob binaries into bin/, stamped with their versions (--version).
 	cd controller && go build -ldflags "$(call version_ldflags,controller)" -o $(BIN)/quarks-job ./cmd/quarks-job
-	cd persister && CGO_ENABLED=0 go build -ldflags "$(call version_ldflags,persister)" -o $(BIN)/persister ./cmd/persister
+	cd persister && go build -ldflags "$(call version_ldflags,persister)" -o $(BIN)/persister ./cmd/persister
 	cd webhook && go build -ldflags "$(call version_ldflags,webhook)" -o $(BIN)/webhook ./cmd/webhook
 	cd kubectl-qjob && go build -ldflags "$(call version_ldflags,kubectl-qjob)" -o $(BIN)/kubectl-qjob ./cmd/kubectl-qjob
 
@@ -175,8 +175,8 @@ kube: ## Build Kubernetes and etcd from their Go modules into bin/kube (cached b
 	@mkdir -p $(KUBE_BIN)
 	@if [ -x $(KUBE_BIN)/kube ]; then echo "--- kube: checking bin/kube is up to date (seconds)"; \
 	else echo "--- kube: building Kubernetes $(KUBE_VERSION) and etcd from their Go modules (first time on this machine: 7-25 minutes on 2 cores; cached afterwards)"; fi
-	cd tools/kube && GOWORK=off CGO_ENABLED=0 go build -ldflags "-s -w $(KUBE_LDFLAGS)" -o $(KUBE_BIN)/kube .
-	cd tools/etcd && GOWORK=off CGO_ENABLED=0 go build -ldflags "-s -w" -o $(KUBE_BIN)/etcd .
+	cd tools/kube && GOWORK=off go build -ldflags "-s -w $(KUBE_LDFLAGS)" -o $(KUBE_BIN)/kube .
+	cd tools/etcd && GOWORK=off go build -ldflags "-s -w" -o $(KUBE_BIN)/etcd .
 	@for c in $(KUBE_COMPONENTS); do ln -sf kube $(KUBE_BIN)/$$c; done
 
 KUBE_LDFLAGS := $(foreach p,k8s.io/component-base/version k8s.io/client-go/pkg/version,\

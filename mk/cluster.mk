@@ -50,8 +50,8 @@ cluster-packages: ## Install containerd, runc, the CNI plugins, iptables and bus
 cluster-tools: ## Build the cluster and images commands and CoreDNS into bin/tools.
 	@mkdir -p $(TOOLS_BIN)
 	@test -x $(COREDNS) || echo "--- cluster-tools: building the cluster tools and CoreDNS (first time: 3-6 minutes)"
-	cd tools && CGO_ENABLED=0 go build -o $(TOOLS_BIN)/ ./cmd/cluster ./cmd/images
-	cd tools/coredns && GOWORK=off CGO_ENABLED=0 go build -ldflags "-s -w" -o $(COREDNS) .
+	cd tools && go build -o $(TOOLS_BIN)/ ./cmd/cluster ./cmd/images
+	cd tools/coredns && GOWORK=off go build -ldflags "-s -w" -o $(COREDNS) .
 
 .PHONY: base-images
 base-images: cluster-tools cluster-packages ## Build the pause and busybox images the cluster serves (bin/images).
@@ -109,7 +109,7 @@ chaos: kube cluster-packages cluster-tools base-images ## Faults under load on t
 	@trap 'exit 130' INT TERM; \
 	trap 'echo "--- cluster-down"; $(CLUSTER) down $(CLUSTER_FLAGS) || exit 1' EXIT; \
 	echo "--- cluster-up"; $(CLUSTER) up $(CLUSTER_FLAGS); \
-	echo "--- images"; $(IMAGES) build --out $(IMAGES_DIR) --push $(REGISTRY) $(PRODUCT_IMAGES) $(E2E_IMAGES); \
+	echo "--- images"; $(IMAGES) build --out $(IMAGES_DIR) $(IMAGE_BUILD_FLAGS) --push $(REGISTRY) $(PRODUCT_IMAGES) $(E2E_IMAGES); \
 	echo "--- chaos suite"; cd e2e && KUBECONFIG=$(CLUSTER_KUBECONFIG) E2E_REGISTRY=$(REGISTRY) E2E_IMAGE_PULL_POLICY=Always \
 		CHAOS_PODS=$(CHAOS_PODS) CHAOS_REPORT=$(CHAOS_REPORT) \
 		CHAOS_RESTART_APISERVER="$(CLUSTER) restart kube-apiserver --down 15s $(CLUSTER_FLAGS)" \

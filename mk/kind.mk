@@ -38,13 +38,13 @@ kind: ## Build kind from its Go module into bin/tools.
 
 .PHONY: kubeadm
 kubeadm: kube ## Build kubeadm (the kind node needs it) from the Kubernetes Go module into bin/kube.
-	cd tools/kube && GOWORK=off CGO_ENABLED=0 go build -ldflags "-s -w $(KUBE_LDFLAGS)" -o $(KUBEADM) ./kubeadm
+	cd tools/kube && GOWORK=off go build -ldflags "-s -w $(KUBE_LDFLAGS)" -o $(KUBEADM) ./kubeadm
 
 .PHONY: kind-node-image
 kind-node-image: kubeadm cluster-tools ## Build the kind node image offline (debootstrap, Kubernetes from Go modules, control-plane images); needs root and Docker; cached by its inputs.
 	@mkdir -p $(KIND_DIR)
 	@command -v debootstrap >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null; }
-	cd tools && CGO_ENABLED=0 go build -ldflags "-s -w" -o $(PAUSE_BIN) ./cmd/pause
+	cd tools && go build -ldflags "-s -w" -o $(PAUSE_BIN) ./cmd/pause
 	KUBE_VERSION=$(KUBE_VERSION) KUBE_BIN=$(KUBE_BIN) COREDNS=$(COREDNS) PAUSE=$(PAUSE_BIN) \
 		IMAGES_TOOL=$(IMAGES) OUT=$(KIND_DIR) bash tools/kind/node-image.sh
 

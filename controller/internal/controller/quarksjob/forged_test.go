@@ -8,9 +8,11 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
 )
@@ -100,4 +102,33 @@ func TestForgedJobsAreNoRuns(t *testing.T) {
 	// The controller deletes nothing it did not create, and its own
 	// succeeded runs' Jobs are gone.
 	waitJobs(t, ns, "victim-1", "victim-2", "victim-3", "victim-99")
+}
+
+// TestOtherJobsAreNotCached: a tenant's Jobs that do not claim to be runs,
+// however large, stay out of the controller's cache; a Job with the run
+// label is in it.
+func TestOtherJobsAreNotCached(t *testing.T) {
+	ns := namespace(t)
+	op := startOperatorIn(t, ns, nil)
+	big := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "big", Namespace: ns},
+		Spec: batchv1.JobSpec{Suspend: ptr.To(true), Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+			RestartPolicy: corev1.RestartPolicyNever,
+			Containers: []corev1.Container{{Name: "main", Image: "tenant/image",
+				Env: []corev1.EnvVar{{Name: "BIG", Value: strings.Repeat("x", 512<<10)}}}},
+		}}}}
+	if err := k8s.Create(ctx, big); err != nil {
+		t.Fatal(err)
+	}
+	claim := forgedJob(newQJob(ns, "victim", qjv1.StrategyManual), "claim", "1", true)
+	claim.OwnerReferences = nil
+	if err := k8s.Create(ctx, claim); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the labeled Job in the cache", func() error {
+		return op.cache.Get(ctx, client.ObjectKeyFromObject(claim), &batchv1.Job{})
+	})
+	// The cache has seen the later Job, so it has passed the earlier one.
+	if err := op.cache.Get(ctx, client.ObjectKeyFromObject(big), &batchv1.Job{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("the tenant's unlabeled Job in the cache: %v, want NotFound", err)
+	}
 }

@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -70,10 +71,15 @@ type Reconciler struct {
 
 // CacheOptions are the options of the manager's cache the reconciler and the
 // output endpoint read from: managed fields dropped, as they are never read and would make every
-// cached object and every copy of it larger; and, when namespaces are given,
-// only those namespaces watched.
+// cached object and every copy of it larger; only the Jobs that carry the qjob-name label (a
+// run's Jobs, and forgeries of them, which the admission policy refuses): a tenant's other Jobs,
+// however large, cost the controller nothing; and, when namespaces are given, only those
+// namespaces watched.
 func CacheOptions(namespaces []string) cache.Options {
-	options := cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
+	options := cache.Options{
+		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject:         map[client.Object]cache.ByObject{&batchv1.Job{}: {Label: runJobSelector()}},
+	}
 	if len(namespaces) > 0 {
 		options.DefaultNamespaces = map[string]cache.Config{}
 		for _, ns := range namespaces {
@@ -81,6 +87,15 @@ func CacheOptions(namespaces []string) cache.Options {
 		}
 	}
 	return options
+}
+
+// runJobSelector selects the Jobs that claim to be a QuarksJob's run.
+func runJobSelector() labels.Selector {
+	claims, err := labels.NewRequirement(qjv1.LabelQJobName, selection.Exists, nil)
+	if err != nil {
+		panic(err) // a constant, valid label key
+	}
+	return labels.NewSelector().Add(*claims)
 }
 
 // SetupWithManager registers the reconciler and the Job index it needs.
