@@ -13,6 +13,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -32,60 +33,166 @@ const (
 	// fanOutFiles × fanOutKeys is the attacker's fan-out: the upload that OOM-killed the
 	// controller before its work was bounded.
 	fanOutFiles, fanOutKeys = 4, 75000
+	// largeJobs Jobs of largeJobBytes each; pods of the same size at the webhook.
+	largeJobs, largeJobBytes = 40, 512 << 10
 )
 
-// testTenantAttacks plays a tenant against the shared controller and measures what it costs
-// everyone else: the victim's exit → Secret latency without and during a flood of made-up tokens
-// from floodPods pods of another namespace (none of the victim's uploads lost), then a fan-out of
-// fanOutFiles × fanOutKeys keys. Throughout, the controller's RSS is sampled and its pods must not
-// restart.
+// testTenantAttacks plays a tenant against the shared controller and webhook and measures what it
+// costs everyone else: the victim's exit → Secret latency without and during a flood of made-up
+// tokens from floodPods pods of another namespace (none of the victim's uploads lost), a fan-out of
+// fanOutFiles × fanOutKeys keys, largeJobs Jobs of largeJobBytes each, and large pods admitted in
+// dry run at the webhook while the victim's next run starts. Throughout, the controller's and the
+// webhook's RSS are sampled and their pods must not restart.
 func testTenantAttacks(t *testing.T) {
 	victim := newEnv(t, "victim", nil)
 	attacker := newEnv(t, "attacker", nil)
-	restarts := controllerRestarts(t, victim.ctx)
-	rss := sampleControllerRSS(t, victim.ctx)
+	ctx := victim.ctx
+	restartsBefore := map[string]int32{controllerSelector: restarts(t, ctx, controllerSelector), webhookSelector: restarts(t, ctx, webhookSelector)}
+	controllerRSS, webhookRSS := sampleRSS(t, ctx, controllerDeployment), sampleRSS(t, ctx, webhookDeployment)
 
 	calm := victim.exitToSecret("calm", victimUploads, attackUploadBatch)
-
-	url := "https://quarks-job-output." + releaseNS + ".svc" + upload.Path
-	flood := attacker.startProbes(floodPods, floodPodCPU, "flood", url, "10000000", "10m")
-	attacker.waitProbesRunning(flood, floodPods)
-	checksBefore, floodStart := tokenChecks(t, victim.ctx), time.Now()
-	flooded := victim.exitToSecret("flooded", victimUploads, attackUploadBatch)
-	checksAfter, floodTook := tokenChecks(t, victim.ctx), time.Since(floodStart)
-	attacker.deleteJob(flood)
-
+	flooded := attacker.floodWhile(func() []time.Duration { return victim.exitToSecret("flooded", victimUploads, attackUploadBatch) })
 	p := func(l []time.Duration, q float64) time.Duration { return l[int(float64(len(l)-1)*q)] }
 	t.Logf("figure: victim exit → Secret, %d uploads each: calm p50 %s p99 %s; during a made-up-token flood from %d pods p50 %s p99 %s (p99 ratio %.2f)",
 		victimUploads, ms(p(calm, .5)), ms(p(calm, .99)), floodPods, ms(p(flooded, .5)), ms(p(flooded, .99)),
 		float64(p(flooded, .99))/float64(max(p(calm, .99), time.Millisecond)))
-	refused := checksAfter["not-issued"] + checksAfter["throttled"] - checksBefore["not-issued"] - checksBefore["throttled"]
-	t.Logf("figure: during the flood, %.0f made-up tokens refused without a TokenReview (%.0f/s); reviews charged to addresses: %.0f",
-		refused, refused/floodTook.Seconds(), checksAfter["reviewed-address"]-checksBefore["reviewed-address"])
-	if refused < floodPods {
-		t.Errorf("only %.0f made-up tokens refused during the flood: the flood did not run", refused)
+
+	attacker.hugeFanOut()
+
+	before := controllerRSS()
+	attacker.largeJobs()
+	victim.apply("after-jobs", []byte(outputJobTo("after-jobs", "after-jobs-out", `echo '{"k":"v"}' > /mnt/quarks/out.json`, false)))
+	victim.wantRun(victim.waitRunFinished("after-jobs", 1), 1, qjv1.RunSucceeded)
+	grown := controllerRSS() - before
+	t.Logf("figure: %d Jobs of %d KiB each in the attacker's namespace: the controller's peak RSS grew by %d MiB", largeJobs, largeJobBytes>>10, grown>>20)
+	if total := int64(largeJobs * largeJobBytes); grown > total/2 {
+		t.Errorf("the controller's RSS grew by %d MiB with %d MiB of the attacker's Jobs: it holds them", grown>>20, total>>20)
 	}
 
-	attacker.apply("fan-out", []byte(hugeFanOutJob("fanout")))
-	q := attacker.waitRunFinished("fanout", 1)
-	attacker.wantRun(q, 1, qjv1.RunFailed)
-	msg := q.Status.LastRun.Message
-	t.Logf("figure: the attacker's %d × %d-key fan-out: run 1 Failed: %q", fanOutFiles, fanOutKeys, msg)
-	if want := fmt.Sprintf("(fan-out) has %d keys", fanOutKeys); !strings.Contains(msg, want) || !strings.Contains(msg, "more than the 10000 one upload may make") {
-		t.Errorf("fan-out run message %q names neither the file's %d keys nor the bound", msg, fanOutKeys)
-	}
-	if n := attacker.secretCount(); n != 0 {
-		t.Errorf("the refused fan-out wrote %d Secrets", n)
-	}
+	admitted := attacker.largeDryRunPodsWhile(func() {
+		victim.apply("during-admissions", []byte(outputJobTo("during-admissions", "during-admissions-out", `echo '{"k":"v"}' > /mnt/quarks/out.json`, false)))
+		victim.wantRun(victim.waitRunFinished("during-admissions", 1), 1, qjv1.RunSucceeded)
+	})
+	t.Logf("figure: large dry-run pods at the webhook: %s; the victim's run meanwhile Succeeded", admitted)
 
-	peak := rss()
-	t.Logf("figure: controller peak RSS during the attacks %d MiB; restarts %d", peak>>20, controllerRestarts(t, victim.ctx)-restarts)
-	if n := controllerRestarts(t, victim.ctx) - restarts; n != 0 {
-		t.Errorf("the controller restarted %d times during the attacks", n)
+	for name, peak := range map[string]int64{"controller": controllerRSS(), "webhook": webhookRSS()} {
+		t.Logf("figure: %s peak RSS during the attacks %d MiB", name, peak>>20)
 	}
-	if limit := int64(256 << 20); peak > limit*3/4 {
+	if peak, limit := controllerRSS(), int64(256<<20); peak > limit*3/4 {
 		t.Errorf("the controller's RSS reached %d MiB, more than 3/4 of its 256 MiB limit", peak>>20)
 	}
+	if peak, limit := webhookRSS(), int64(128<<20); peak > limit*3/4 {
+		t.Errorf("the webhook's RSS reached %d MiB, more than 3/4 of its 128 MiB limit", peak>>20)
+	}
+	for selector, n := range restartsBefore {
+		if after := restarts(t, ctx, selector); after != n {
+			t.Errorf("pods %s restarted %d times during the attacks", selector, after-n)
+		}
+	}
+}
+
+// floodWhile floods the output endpoint with made-up tokens from floodPods pods of e's namespace
+// while victim runs, and returns victim's result.
+func (e *tenv) floodWhile(victim func() []time.Duration) []time.Duration {
+	e.t.Helper()
+	url := "https://quarks-job-output." + releaseNS + ".svc" + upload.Path
+	flood := e.startProbes(floodPods, floodPodCPU, "flood", url, "10000000", "10m")
+	e.waitProbesRunning(flood, floodPods)
+	checksBefore, start := tokenChecks(e.t, e.ctx), time.Now()
+	result := victim()
+	checksAfter, took := tokenChecks(e.t, e.ctx), time.Since(start)
+	e.deleteJob(flood)
+	refused := checksAfter["not-issued"] + checksAfter["throttled"] - checksBefore["not-issued"] - checksBefore["throttled"]
+	e.t.Logf("figure: during the flood, %.0f made-up tokens refused without a TokenReview (%.0f/s); reviews charged to addresses: %.0f",
+		refused, refused/took.Seconds(), checksAfter["reviewed-address"]-checksBefore["reviewed-address"])
+	if refused < floodPods {
+		e.t.Errorf("only %.0f made-up tokens refused during the flood: the flood did not run", refused)
+	}
+	return result
+}
+
+// hugeFanOut runs the fanOutFiles × fanOutKeys fan-out: refused before any Secret is made.
+func (e *tenv) hugeFanOut() {
+	e.t.Helper()
+	e.apply("fan-out", []byte(hugeFanOutJob("fanout")))
+	q := e.waitRunFinished("fanout", 1)
+	e.wantRun(q, 1, qjv1.RunFailed)
+	msg := q.Status.LastRun.Message
+	e.t.Logf("figure: the attacker's %d × %d-key fan-out: run 1 Failed: %q", fanOutFiles, fanOutKeys, msg)
+	if want := fmt.Sprintf("(fan-out) has %d keys", fanOutKeys); !strings.Contains(msg, want) || !strings.Contains(msg, "more than the 10000 one upload may make") {
+		e.t.Errorf("fan-out run message %q names neither the file's %d keys nor the bound", msg, fanOutKeys)
+	}
+	if n := e.secretCount(); n != 0 {
+		e.t.Errorf("the refused fan-out wrote %d Secrets", n)
+	}
+}
+
+// largeJobs creates largeJobs suspended Jobs of about largeJobBytes each (an environment
+// variable), none of them a run's.
+func (e *tenv) largeJobs() {
+	e.t.Helper()
+	for i := range largeJobs {
+		job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("large-%d", i)},
+			Spec: batchv1.JobSpec{Suspend: ptr.To(true), Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+				RestartPolicy: corev1.RestartPolicyNever,
+				Containers: []corev1.Container{{Name: "main", Image: "busybox",
+					Env: []corev1.EnvVar{{Name: "LARGE", Value: strings.Repeat("x", largeJobBytes)}}}},
+			}}}}
+		if _, err := suite.kube.BatchV1().Jobs(e.namespace).Create(e.ctx, job, metav1.CreateOptions{}); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+// largeDryRunPodsWhile sends pods of about largeJobBytes each, labeled as a QuarksJob's (so the
+// API server sends them to the webhook), in dry run, 16 at a time, while victim runs, and says how
+// they were answered.
+func (e *tenv) largeDryRunPodsWhile(victim func()) string {
+	e.t.Helper()
+	ctx, stop := context.WithCancel(e.ctx)
+	var mu sync.Mutex
+	answers := map[string]int{}
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: "large-",
+					Labels:      map[string]string{qjv1.LabelQJobName: "attacker"},
+					Annotations: map[string]string{"attacker/large": strings.Repeat("x", largeJobBytes)}},
+					Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "main", Image: "busybox"}}}}
+				_, err := suite.kube.CoreV1().Pods(e.namespace).Create(ctx, pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+				answer := "admitted"
+				switch {
+				case ctx.Err() != nil:
+					return
+				case err != nil:
+					answer = "refused: " + clippedReason(err)
+				}
+				mu.Lock()
+				answers[answer]++
+				mu.Unlock()
+			}
+		}()
+	}
+	victim()
+	stop()
+	wg.Wait()
+	var parts []string
+	for answer, n := range answers {
+		parts = append(parts, fmt.Sprintf("%d %s", n, answer))
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, "; ")
+}
+
+// clippedReason is the kind of an API error, for counting answers.
+func clippedReason(err error) string {
+	if status, ok := err.(apierrors.APIStatus); ok {
+		return string(status.Status().Reason)
+	}
+	return "error"
 }
 
 // hugeFanOutJob is a QuarksJob whose one container writes fanOutFiles fan-out files of
@@ -206,10 +313,10 @@ func (e *tenv) secretCount() int {
 	return len(list.Items)
 }
 
-// controllerRestarts sums the restarts of the controller's pods.
-func controllerRestarts(t testing.TB, ctx context.Context) int32 {
+// restarts sums the restarts of the pods of a component (a label selector).
+func restarts(t testing.TB, ctx context.Context, selector string) int32 {
 	t.Helper()
-	pods, err := suite.kube.CoreV1().Pods(releaseNS).List(ctx, metav1.ListOptions{LabelSelector: controllerSelector})
+	pods, err := suite.kube.CoreV1().Pods(releaseNS).List(ctx, metav1.ListOptions{LabelSelector: selector})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,25 +329,20 @@ func controllerRestarts(t testing.TB, ctx context.Context) int32 {
 	return n
 }
 
-// sampleControllerRSS reads the controller's RSS every second until the test ends; the returned
-// function gives the peak so far.
-func sampleControllerRSS(t testing.TB, ctx context.Context) func() int64 {
+// sampleRSS reads a component's RSS (its Deployment's name) every second until the test ends;
+// the returned function gives the peak so far.
+func sampleRSS(t testing.TB, ctx context.Context, component string) func() int64 {
 	ctx, cancel := context.WithCancel(ctx)
 	var mu sync.Mutex
 	var peak int64
 	sample := func() {
-		raw, err := suite.kube.CoreV1().Services(releaseNS).ProxyGet("http", controllerDeployment+"-metrics", "metrics", "/metrics", nil).DoRaw(ctx)
+		series, err := scrape(ctx, component)
 		if err != nil {
 			return // a restart shows in the restart count
 		}
-		for _, line := range strings.Split(string(raw), "\n") {
-			var v float64
-			if _, err := fmt.Sscanf(line, "process_resident_memory_bytes %g", &v); err == nil {
-				mu.Lock()
-				peak = max(peak, int64(v))
-				mu.Unlock()
-			}
-		}
+		mu.Lock()
+		peak = max(peak, int64(series["process_resident_memory_bytes"]))
+		mu.Unlock()
 	}
 	done := make(chan struct{})
 	go func() {

@@ -496,7 +496,7 @@ func probeImage(t testing.TB) string {
 // controllerRSS reads the controller's resident memory from its metrics.
 func controllerRSS(t testing.TB, ctx context.Context) int64 {
 	t.Helper()
-	rss, ok := controllerMetrics(t, ctx)["process_resident_memory_bytes"]
+	rss, ok := metricsOf(t, ctx, controllerDeployment)["process_resident_memory_bytes"]
 	if !ok {
 		t.Fatal("the controller's metrics have no process_resident_memory_bytes")
 	}
@@ -507,7 +507,7 @@ func controllerRSS(t testing.TB, ctx context.Context) int64 {
 func tokenChecks(t testing.TB, ctx context.Context) map[string]float64 {
 	t.Helper()
 	checks := map[string]float64{}
-	for series, v := range controllerMetrics(t, ctx) {
+	for series, v := range metricsOf(t, ctx, controllerDeployment) {
 		if outcome, ok := strings.CutPrefix(series, `quarks_job_output_token_checks_total{outcome="`); ok {
 			checks[strings.TrimSuffix(outcome, `"}`)] = v
 		}
@@ -515,13 +515,23 @@ func tokenChecks(t testing.TB, ctx context.Context) map[string]float64 {
 	return checks
 }
 
-// controllerMetrics reads the controller's metrics, series → value, through the API server's
-// service proxy (one replica runs in the suite's installation).
-func controllerMetrics(t testing.TB, ctx context.Context) map[string]float64 {
+// metricsOf reads the metrics of a component (its Deployment's name: the controller or the
+// webhook), series → value, through the API server's service proxy (one replica of each runs in
+// the suite's installation).
+func metricsOf(t testing.TB, ctx context.Context, component string) map[string]float64 {
 	t.Helper()
-	raw, err := suite.kube.CoreV1().Services(releaseNS).ProxyGet("http", controllerDeployment+"-metrics", "metrics", "/metrics", nil).DoRaw(ctx)
+	series, err := scrape(ctx, component)
 	if err != nil {
-		t.Fatalf("controller metrics: %v", err)
+		t.Fatalf("%s metrics: %v", component, err)
+	}
+	return series
+}
+
+// scrape reads the metrics of a component, series → value.
+func scrape(ctx context.Context, component string) (map[string]float64, error) {
+	raw, err := suite.kube.CoreV1().Services(releaseNS).ProxyGet("http", component+"-metrics", "metrics", "/metrics", nil).DoRaw(ctx)
+	if err != nil {
+		return nil, err
 	}
 	series := map[string]float64{}
 	scanner := bufio.NewScanner(strings.NewReader(string(raw)))
@@ -536,5 +546,5 @@ func controllerMetrics(t testing.TB, ctx context.Context) map[string]float64 {
 			series[line[:i]] = v
 		}
 	}
-	return series
+	return series, nil
 }

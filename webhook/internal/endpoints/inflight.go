@@ -15,17 +15,19 @@ import (
 const MaxRequestBytes = 7 << 20
 
 // DefaultMaxBytesInFlight bounds the request bodies held at once unless
-// --max-bytes-in-flight says otherwise: four maximal requests, or thousands
-// of ordinary pods (a pod's AdmissionReview is a few KiB).
-const DefaultMaxBytesInFlight = 4 * MaxRequestBytes
+// --max-bytes-in-flight says otherwise: two maximal requests (each costs
+// about five times its size while it is decoded, patched and answered, and
+// the chart gives the webhook 128 MiB), or thousands of ordinary pods (a
+// pod's AdmissionReview is a few KiB).
+const DefaultMaxBytesInFlight = 2 * MaxRequestBytes
 
 // InFlight bounds the admission request bodies the webhook holds in memory
 // at once, so that big or many requests cannot take it past its memory
 // limit while it fails closed. A request counts its announced length (the
 // most a body may be when none is announced). No source address may hold
-// more than a quarter of the bound: the webhook Service is reachable by any
-// pod, and one pod posting large requests must leave room for the API
-// server's. A request that finds no room waits up to the wait given, then is
+// more than a quarter of the bound (at least one maximal request): the
+// webhook Service is reachable by any pod, and one pod posting large
+// requests must leave room for the API server's. A request that finds no room waits up to the wait given, then is
 // answered 429; the API server fails the admission, and the Job controller
 // creates the pod again later.
 type InFlight struct {
