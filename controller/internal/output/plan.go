@@ -75,19 +75,6 @@ type Problem struct {
 	Blocking bool
 }
 
-// Reasons of problems, used as Event reasons.
-const (
-	ReasonInvalidOutput      = "InvalidOutput"
-	ReasonOutputMissing      = "OutputMissing"
-	ReasonExitCodeUnknown    = "ExitCodeUnknown"
-	ReasonContainerNotInPod  = "ContainerNotInPod"
-	ReasonUndeclaredOutput   = "UndeclaredOutput"
-	ReasonOutputNotExpected  = "OutputNotExpected"
-	ReasonInvalidSecret      = "InvalidSecret"
-	ReasonPersisterReadError = "PersisterReadError"
-	ReasonTooManySecrets     = "TooManySecrets"
-)
-
 // Plan is what an upload leads to.
 type Plan struct {
 	Secrets  []Secret
@@ -152,15 +139,15 @@ func Compute(spec *qjv1.Output, req *upload.Request, states map[string]Container
 		state := states[container]
 		switch {
 		case !state.InPod:
-			plan.problem(container, "", ReasonContainerNotInPod, true,
+			plan.problem(container, "", qjv1.EventContainerNotInPod, true,
 				"container %q is declared in output.outputMap but the pod has no such container", container)
 			continue
 		case !state.Terminated:
-			plan.problem(container, "", ReasonExitCodeUnknown, true,
+			plan.problem(container, "", qjv1.EventExitCodeUnknown, true,
 				"the kubelet has not reported the exit code of container %q", container)
 			continue
 		case state.ExitCode != 0 && !spec.WriteOnFailure:
-			plan.problem(container, "", ReasonOutputNotExpected, false,
+			plan.problem(container, "", qjv1.EventOutputNotExpected, false,
 				"container %q exited with code %d; its output %s not persisted because output.writeOnFailure is off",
 				container, state.ExitCode, quotedList(sortedKeys(files)))
 			continue
@@ -171,23 +158,23 @@ func Compute(spec *qjv1.Output, req *upload.Request, states map[string]Container
 			file, found := uploaded[container][fileName]
 			switch {
 			case !found && state.ExitCode != 0:
-				plan.problem(container, fileName, ReasonOutputMissing, true,
+				plan.problem(container, fileName, qjv1.EventOutputMissing, true,
 					"container %q exited with code %d before writing output file %q", container, state.ExitCode, fileName)
 				continue
 			case !found:
-				plan.problem(container, fileName, ReasonOutputMissing, true,
+				plan.problem(container, fileName, qjv1.EventOutputMissing, true,
 					"output file %q of container %q was not written (container exited with code 0)", fileName, container)
 				continue
 			case file.Error != "":
 				// The persister words its errors to follow the file's
 				// name, as its own log does ("is a symbolic link; ...").
-				plan.problem(container, fileName, ReasonPersisterReadError, true,
+				plan.problem(container, fileName, qjv1.EventPersisterReadError, true,
 					"%s", upload.FileProblem(container, fileName, errors.New(file.Error)))
 				continue
 			}
 			values, err := upload.ParseOutput(file.Content)
 			if err != nil {
-				plan.problem(container, fileName, ReasonInvalidOutput, true, "%s", upload.FileProblem(container, fileName, err))
+				plan.problem(container, fileName, qjv1.EventInvalidOutput, true, "%s", upload.FileProblem(container, fileName, err))
 				continue
 			}
 			plan.addSecrets(spec, container, state.RemoteID, fileName, options, values)
@@ -198,7 +185,7 @@ func Compute(spec *qjv1.Output, req *upload.Request, states map[string]Container
 	for _, c := range req.Containers {
 		for _, f := range c.Files {
 			if _, declared := spec.OutputMap[c.Name][f.Name]; !declared {
-				plan.problem(c.Name, f.Name, ReasonUndeclaredOutput, false,
+				plan.problem(c.Name, f.Name, qjv1.EventUndeclaredOutput, false,
 					"ignored output file %q of container %q: the run's output spec does not declare it", f.Name, c.Name)
 			}
 		}
@@ -219,7 +206,7 @@ func (p *Plan) addSecrets(spec *qjv1.Output, container, remoteID, fileName strin
 	}
 	if options.PersistenceMethod != qjv1.PersistFanOut {
 		if len(p.Secrets) >= p.maxSecrets {
-			p.problem(container, fileName, ReasonTooManySecrets, true,
+			p.problem(container, fileName, qjv1.EventTooManySecrets, true,
 				"output file %q of container %q: the upload's other files make %d Secrets already, the most one upload may make (--output-max-secrets-per-upload)",
 				fileName, container, len(p.Secrets))
 			return
@@ -228,7 +215,7 @@ func (p *Plan) addSecrets(spec *qjv1.Output, container, remoteID, fileName strin
 		s.Name = options.Name
 		s.Data = toData(values)
 		if msg := checkSecret(s); msg != "" {
-			p.problem(container, fileName, ReasonInvalidSecret, true, "output file %q of container %q: %s", fileName, container, msg)
+			p.problem(container, fileName, qjv1.EventInvalidSecret, true, "output file %q of container %q: %s", fileName, container, msg)
 			return
 		}
 		p.Secrets = append(p.Secrets, s)
@@ -240,7 +227,7 @@ func (p *Plan) addSecrets(spec *qjv1.Output, container, remoteID, fileName strin
 	// JSON-encoded flat object of strings becomes the Secret's data instead,
 	// as the original QuarksJob did, so manifests written for it keep working.
 	if planned := len(p.Secrets) + len(values); planned > p.maxSecrets {
-		p.problem(container, fileName, ReasonTooManySecrets, true,
+		p.problem(container, fileName, qjv1.EventTooManySecrets, true,
 			"output file %q of container %q (fan-out) has %d keys; with the %d Secrets of the upload's other files that makes %d Secrets, more than the %d one upload may make (--output-max-secrets-per-upload)",
 			fileName, container, len(values), len(p.Secrets), planned, p.maxSecrets)
 		return
@@ -251,7 +238,7 @@ func (p *Plan) addSecrets(spec *qjv1.Output, container, remoteID, fileName strin
 		s.Name = options.Name + "-" + key
 		s.Data = fanOutData(values[key])
 		if msg := checkSecret(s); msg != "" {
-			p.problem(container, fileName, ReasonInvalidSecret, true,
+			p.problem(container, fileName, qjv1.EventInvalidSecret, true,
 				"output file %q of container %q (fan-out), key %q: %s", fileName, container, key, msg)
 			return
 		}

@@ -342,8 +342,8 @@ func TestComputeBoundsSecretsPerUpload(t *testing.T) {
 		plan := Compute(spec(false), req(allGood), exited(map[string]int32{"gen": 0, "fan": 0}), c.max)
 		var problems []string
 		for _, p := range plan.Problems {
-			if p.Reason != ReasonTooManySecrets || !p.Blocking {
-				t.Errorf("max %d: problem %+v; want a blocking %s", c.max, p, ReasonTooManySecrets)
+			if p.Reason != qjv1.EventTooManySecrets || !p.Blocking {
+				t.Errorf("max %d: problem %+v; want a blocking %s", c.max, p, qjv1.EventTooManySecrets)
 			}
 			problems = append(problems, p.Message)
 		}

@@ -51,7 +51,7 @@ func eventType(p output.Problem) string {
 	if p.Blocking {
 		return corev1.EventTypeWarning
 	}
-	if p.Reason == output.ReasonUndeclaredOutput {
+	if p.Reason == qjv1.EventUndeclaredOutput {
 		return corev1.EventTypeWarning
 	}
 	return corev1.EventTypeNormal

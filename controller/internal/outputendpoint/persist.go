@@ -57,7 +57,7 @@ func (h *handler) persist(ctx context.Context, log logr.Logger, run *run, req *u
 	result.Succeeded = output.AllExitedZero(spec, states)
 	for _, p := range plan.Problems {
 		result.Problems = append(result.Problems, p.Message)
-		if p.Reason != output.ReasonExitCodeUnknown { // transient: the persister retries
+		if p.Reason != qjv1.EventExitCodeUnknown { // transient: the persister retries
 			notices.add(eventType(p), p.Reason, p.Message)
 		}
 	}
@@ -71,25 +71,25 @@ func (h *handler) persist(ctx context.Context, log logr.Logger, run *run, req *u
 		case err == nil:
 			result.Secrets = append(result.Secrets, written)
 			if adopted {
-				notices.add(corev1.EventTypeNormal, "SecretAdopted", fmt.Sprintf(
+				notices.add(corev1.EventTypeNormal, qjv1.EventSecretAdopted, fmt.Sprintf(
 					"took over Secret %s, written by the original quarks-job for container %q: now this QuarksJob's output", written.Name, s.Container))
 			}
 			continue
 		case secretwriter.IsNotOwned(err):
 			msg := fmt.Sprintf("output file %q of container %q: %v", s.File, s.Container, err)
 			result.Problems = append(result.Problems, msg)
-			notices.add(corev1.EventTypeWarning, "SecretNotOwned", msg)
+			notices.add(corev1.EventTypeWarning, qjv1.EventSecretNotOwned, msg)
 		default:
 			msg := fmt.Sprintf("output file %q of container %q: %v", s.File, s.Container, err)
 			result.Problems = append(result.Problems, msg)
-			notices.add(corev1.EventTypeWarning, "SecretWriteFailed", msg)
+			notices.add(corev1.EventTypeWarning, qjv1.EventSecretWriteFailed, msg)
 			retry = "writing Secrets failed"
 		}
 		failed = true
 	}
 	result.Persisted = !failed
 	if result.Persisted && len(result.Secrets) > 0 {
-		notices.add(corev1.EventTypeNormal, "OutputPersisted", fmt.Sprintf("persisted output of pod %s: %s", run.pod.Name, secretNames(result.Secrets)))
+		notices.add(corev1.EventTypeNormal, qjv1.EventOutputPersisted, fmt.Sprintf("persisted output of pod %s: %s", run.pod.Name, secretNames(result.Secrets)))
 	}
 
 	if err := h.recordResult(ctx, run, result); err != nil {

@@ -43,7 +43,7 @@ func (r *Reconciler) warnForeignJob(qjob *qjv1.QuarksJob, job *batchv1.Job, why 
 	if _, seen := r.foreignJobs.LoadOrStore(job.UID, struct{}{}); seen {
 		return
 	}
-	r.Recorder.Eventf(qjob, job, corev1.EventTypeWarning, "ForeignJob", "IgnoreJob",
+	r.Recorder.Eventf(qjob, job, corev1.EventTypeWarning, qjv1.EventForeignJob, "IgnoreJob",
 		"Job %s claims to be a run of this QuarksJob, but this controller did not create it (%s); it is ignored and left alone", job.Name, why)
 }
 

@@ -273,13 +273,13 @@ func (r *Reconciler) report(before, after *qjv1.QuarksJob) {
 		switch t.result {
 		case qjv1.RunRunning:
 			metrics.RunsStarted.WithLabelValues(string(t.run.Trigger)).Inc()
-			r.Recorder.Eventf(after, nil, "Normal", "RunStarted", "StartRun", "run %d started Job %s (trigger %s)", t.run.Number, t.run.JobName, t.run.Trigger)
+			r.Recorder.Eventf(after, nil, corev1.EventTypeNormal, qjv1.EventRunStarted, "StartRun", "run %d started Job %s (trigger %s)", t.run.Number, t.run.JobName, t.run.Trigger)
 		case qjv1.RunSucceeded:
 			metrics.RunsFinished.WithLabelValues(string(t.run.Trigger), string(t.result)).Inc()
-			r.Recorder.Eventf(after, nil, "Normal", "RunSucceeded", "FinishRun", "run %d succeeded: %s", t.run.Number, t.run.Message)
+			r.Recorder.Eventf(after, nil, corev1.EventTypeNormal, qjv1.EventRunSucceeded, "FinishRun", "run %d succeeded: %s", t.run.Number, t.run.Message)
 		case qjv1.RunFailed:
 			metrics.RunsFinished.WithLabelValues(string(t.run.Trigger), string(t.result)).Inc()
-			r.Recorder.Eventf(after, nil, "Warning", "RunFailed", "FinishRun", "run %d failed: %s", t.run.Number, t.run.Message)
+			r.Recorder.Eventf(after, nil, corev1.EventTypeWarning, qjv1.EventRunFailed, "FinishRun", "run %d failed: %s", t.run.Number, t.run.Message)
 		}
 	}
 }

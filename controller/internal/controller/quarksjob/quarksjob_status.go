@@ -137,9 +137,9 @@ func computeStatus(qjob *qjv1.QuarksJob, obs observation, now metav1.Time) qjv1.
 		}
 	}
 	setRunConditions(&status, qjob, obs.configChange, now)
-	waiting := metav1.Condition{Type: qjv1.ConditionWaitingForReferences, Status: metav1.ConditionFalse, Reason: "ReferencesFound", Message: "no run is held"}
+	waiting := metav1.Condition{Type: qjv1.ConditionWaitingForReferences, Status: metav1.ConditionFalse, Reason: qjv1.ReasonReferencesFound, Message: "no run is held"}
 	if len(obs.waitingFor) > 0 {
-		waiting.Status, waiting.Reason = metav1.ConditionTrue, "MissingReferences"
+		waiting.Status, waiting.Reason = metav1.ConditionTrue, qjv1.ReasonMissingReferences
 		waiting.Message = "the run starts when these exist: " + inputs{missing: obs.waitingFor}.missingNames()
 	}
 	waiting.ObservedGeneration = qjob.Generation
@@ -205,9 +205,9 @@ func newRun(s *startedRun, output *qjv1.Output, now metav1.Time) *qjv1.Run {
 func finish(status *qjv1.QuarksJobStatus, last *qjv1.Run, outcome *runs.Outcome) {
 	status.Completed = last.Result == qjv1.RunSucceeded
 	status.Secrets, status.SecretCount = nil, 0
-	condition := metav1.Condition{Type: qjv1.ConditionLastRunSucceeded, Status: metav1.ConditionTrue, Reason: "Succeeded", Message: last.Message}
+	condition := metav1.Condition{Type: qjv1.ConditionLastRunSucceeded, Status: metav1.ConditionTrue, Reason: qjv1.ReasonSucceeded, Message: last.Message}
 	if last.Result != qjv1.RunSucceeded {
-		condition.Status, condition.Reason = metav1.ConditionFalse, "Failed"
+		condition.Status, condition.Reason = metav1.ConditionFalse, qjv1.ReasonFailed
 	}
 	meta.SetStatusCondition(&status.Conditions, condition)
 
@@ -215,7 +215,7 @@ func finish(status *qjv1.QuarksJobStatus, last *qjv1.Run, outcome *runs.Outcome)
 		meta.RemoveStatusCondition(&status.Conditions, qjv1.ConditionOutputPersisted)
 		return
 	}
-	persisted := metav1.Condition{Type: qjv1.ConditionOutputPersisted, Status: metav1.ConditionFalse, Reason: "NotPersisted",
+	persisted := metav1.Condition{Type: qjv1.ConditionOutputPersisted, Status: metav1.ConditionFalse, Reason: qjv1.ReasonNotPersisted,
 		Message: fmt.Sprintf("run %d: no output was uploaded", last.Number)}
 	if out := outcome.Output; out != nil {
 		status.Secrets, status.SecretCount = out.Secrets, out.SecretCount
@@ -224,7 +224,7 @@ func finish(status *qjv1.QuarksJobStatus, last *qjv1.Run, outcome *runs.Outcome)
 			persisted.Message += "; problems: " + fmt.Sprint(out.Problems)
 		}
 		if out.Persisted {
-			persisted.Status, persisted.Reason = metav1.ConditionTrue, "Persisted"
+			persisted.Status, persisted.Reason = metav1.ConditionTrue, qjv1.ReasonPersisted
 		}
 	}
 	meta.SetStatusCondition(&status.Conditions, persisted)
@@ -232,23 +232,23 @@ func finish(status *qjv1.QuarksJobStatus, last *qjv1.Run, outcome *runs.Outcome)
 
 func setRunConditions(status *qjv1.QuarksJobStatus, qjob *qjv1.QuarksJob, configChange *qjv1.RunRequest, now metav1.Time) {
 	last := status.LastRun
-	active := metav1.Condition{Type: qjv1.ConditionRunActive, Status: metav1.ConditionFalse, Reason: "Idle", Message: "no run is active"}
+	active := metav1.Condition{Type: qjv1.ConditionRunActive, Status: metav1.ConditionFalse, Reason: qjv1.ReasonIdle, Message: "no run is active"}
 	if last != nil && last.Result == qjv1.RunRunning {
-		active.Status, active.Reason = metav1.ConditionTrue, "Running"
+		active.Status, active.Reason = metav1.ConditionTrue, qjv1.ReasonRunning
 		active.Message = fmt.Sprintf("run %d (Job %s) is running", last.Number, last.JobName)
 	}
 	meta.SetStatusCondition(&status.Conditions, active)
 
-	pending := metav1.Condition{Type: qjv1.ConditionRunPending, Status: metav1.ConditionFalse, Reason: "NoTrigger", Message: "no trigger is waiting"}
+	pending := metav1.Condition{Type: qjv1.ConditionRunPending, Status: metav1.ConditionFalse, Reason: qjv1.ReasonNoTrigger, Message: "no trigger is waiting"}
 	if request, _, ok := pendingRun(qjob, configChange, lastNumber(last)); ok && active.Status == metav1.ConditionTrue {
-		pending.Status, pending.Reason = metav1.ConditionTrue, "WaitingForActiveRun"
+		pending.Status, pending.Reason = metav1.ConditionTrue, qjv1.ReasonWaitingForActiveRun
 		pending.Message = "run " + strconv.FormatInt(request.Run, 10) + " (trigger " + string(request.By) + ") starts when the active run ends"
 	}
 	meta.SetStatusCondition(&status.Conditions, pending)
 
 	if meta.FindStatusCondition(status.Conditions, qjv1.ConditionLastRunSucceeded) == nil {
 		meta.SetStatusCondition(&status.Conditions, metav1.Condition{Type: qjv1.ConditionLastRunSucceeded, Status: metav1.ConditionUnknown,
-			Reason: "NoRunFinished", Message: "no run has finished yet"})
+			Reason: qjv1.ReasonNoRunFinished, Message: "no run has finished yet"})
 	}
 	for i := range status.Conditions {
 		status.Conditions[i].ObservedGeneration = qjob.Generation
