@@ -48,7 +48,7 @@ func testTenantAttacks(t *testing.T) {
 	attacker := newEnv(t, "attacker", nil)
 	ctx := victim.ctx
 	restartsBefore := map[string]int32{controllerSelector: restarts(t, ctx, controllerSelector), webhookSelector: restarts(t, ctx, webhookSelector)}
-	controllerRSS, webhookRSS := sampleRSS(t, ctx, controllerDeployment), sampleRSS(t, ctx, webhookDeployment)
+	controllerPeak, webhookPeak := sampleRSS(t, ctx, controllerDeployment), sampleRSS(t, ctx, webhookDeployment)
 
 	calm := victim.exitToSecret("calm", victimUploads, attackUploadBatch)
 	flooded := attacker.floodWhile(func() []time.Duration { return victim.exitToSecret("flooded", victimUploads, attackUploadBatch) })
@@ -59,12 +59,12 @@ func testTenantAttacks(t *testing.T) {
 
 	attacker.hugeFanOut()
 
-	before := controllerRSS()
+	before := controllerRSS(t, ctx)
 	attacker.largeJobs()
 	victim.apply("after-jobs", []byte(outputJobTo("after-jobs", "after-jobs-out", `echo '{"k":"v"}' > /mnt/quarks/out.json`, false)))
 	victim.wantRun(victim.waitRunFinished("after-jobs", 1), 1, qjv1.RunSucceeded)
-	grown := controllerRSS() - before
-	t.Logf("figure: %d Jobs of %d KiB each in the attacker's namespace: the controller's peak RSS grew by %d MiB", largeJobs, largeJobBytes>>10, grown>>20)
+	grown := controllerRSS(t, ctx) - before
+	t.Logf("figure: %d Jobs of %d KiB each in the attacker's namespace: the controller's RSS grew by %d MiB", largeJobs, largeJobBytes>>10, grown>>20)
 	if total := int64(largeJobs * largeJobBytes); grown > total/2 {
 		t.Errorf("the controller's RSS grew by %d MiB with %d MiB of the attacker's Jobs: it holds them", grown>>20, total>>20)
 	}
@@ -75,13 +75,13 @@ func testTenantAttacks(t *testing.T) {
 	})
 	t.Logf("figure: large dry-run pods at the webhook: %s; the victim's run meanwhile Succeeded", admitted)
 
-	for name, peak := range map[string]int64{"controller": controllerRSS(), "webhook": webhookRSS()} {
+	for name, peak := range map[string]int64{"controller": controllerPeak(), "webhook": webhookPeak()} {
 		t.Logf("figure: %s peak RSS during the attacks %d MiB", name, peak>>20)
 	}
-	if peak, limit := controllerRSS(), int64(256<<20); peak > limit*3/4 {
+	if peak, limit := controllerPeak(), int64(256<<20); peak > limit*3/4 {
 		t.Errorf("the controller's RSS reached %d MiB, more than 3/4 of its 256 MiB limit", peak>>20)
 	}
-	if peak, limit := webhookRSS(), int64(128<<20); peak > limit*3/4 {
+	if peak, limit := webhookPeak(), int64(128<<20); peak > limit*3/4 {
 		t.Errorf("the webhook's RSS reached %d MiB, more than 3/4 of its 128 MiB limit", peak>>20)
 	}
 	for selector, n := range restartsBefore {
@@ -158,10 +158,9 @@ func (e *tenv) largeDryRunPodsWhile(victim func()) string {
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil {
-				pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: "large-",
-					Labels:      map[string]string{qjv1.LabelQJobName: "attacker"},
-					Annotations: map[string]string{"attacker/large": strings.Repeat("x", largeJobBytes)}},
-					Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "main", Image: "busybox"}}}}
+				pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: "large-", Labels: map[string]string{qjv1.LabelQJobName: "attacker"}},
+					Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "main", Image: "busybox",
+						Env: []corev1.EnvVar{{Name: "LARGE", Value: strings.Repeat("x", largeJobBytes)}}}}}}
 				_, err := suite.kube.CoreV1().Pods(e.namespace).Create(ctx, pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 				answer := "admitted"
 				switch {

@@ -30,6 +30,7 @@ import (
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
 	"code.cloudfoundry.org/quarks-job/api/upload"
 	"code.cloudfoundry.org/quarks-job/controller/internal/outputendpoint/uploadtest"
+	"code.cloudfoundry.org/quarks-job/controller/internal/testenv"
 )
 
 // BenchmarkScale measures figures 9 (restart at scale) and 10 (memory) of
@@ -73,7 +74,7 @@ func BenchmarkScale(b *testing.B) {
 		p := start(0)
 		base := p.rss(b)
 		createQJobs(b, cp.client, ns.Name, 0, small, parallelism)
-		waitSettled(b, cp.client, ns.Name, small)
+		testenv.WaitSettled(b, cp.client, ns.Name, small)
 		p.stop(b)
 
 		p = start(small)
@@ -81,7 +82,7 @@ func BenchmarkScale(b *testing.B) {
 		writesSmall := countWrites(b, auditLog, operatorUser, p.started)
 		rssSmall := p.rss(b)
 		createQJobs(b, cp.client, ns.Name, small, large, parallelism)
-		waitSettled(b, cp.client, ns.Name, large)
+		testenv.WaitSettled(b, cp.client, ns.Name, large)
 		p.stop(b)
 
 		p = start(large)
@@ -138,30 +139,6 @@ func createQJobs(b *testing.B, c client.Client, ns string, from, to, parallelism
 		g.Go(func() error { return c.Create(context.Background(), scaleQJob(ns, i)) })
 	}
 	must(b, g.Wait())
-}
-
-// waitSettled waits until the operator has written the status of all n
-// QuarksJobs of ns: they are up to date.
-func waitSettled(b *testing.B, c client.Client, ns string, n int) {
-	b.Helper()
-	deadline := time.Now().Add(10 * time.Minute)
-	for {
-		list := &qjv1.QuarksJobList{}
-		must(b, c.List(context.Background(), list, client.InNamespace(ns)))
-		settled := 0
-		for _, q := range list.Items {
-			if q.Status.ObservedGeneration == q.Generation {
-				settled++
-			}
-		}
-		if settled == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("the operator wrote the status of %d of %d QuarksJobs in 10 minutes", settled, n)
-		}
-		time.Sleep(time.Second)
-	}
 }
 
 // uploadBurst runs n of the QuarksJobs, makes a pod for each run's Job whose

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -13,7 +12,6 @@ import (
 	goruntime "runtime"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -94,7 +92,7 @@ func TestWatchedNamespacesAndMetrics(t *testing.T) {
 	operator := exec.Command(binary, "--kubeconfig", kubeconfigPath, "--metrics-bind-address", metricsAddr,
 		"--health-probe-bind-address", "0", "--output-bind-address", "127.0.0.1:0")
 	operator.Env = append(os.Environ(), "QUARKS_JOB_WATCH_NAMESPACES="+namespaces["a"]+","+namespaces["b"])
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	operator.Stderr = io.MultiWriter(os.Stderr, logs)
 	if err := operator.Start(); err != nil {
 		t.Fatal(err)
@@ -202,24 +200,6 @@ func poll(t *testing.T, what string, check func() (bool, string)) {
 	if err != nil {
 		t.Fatalf("%s: %v (%s)", what, err, last)
 	}
-}
-
-// syncBuffer collects a process's output while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func freeAddress(t testing.TB) string {

@@ -20,7 +20,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"math/big"
 	"net"
 	"os"
@@ -28,7 +27,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -257,7 +255,7 @@ func chartWebhooks(path string) ([]*admissionregistrationv1.MutatingWebhookConfi
 // installed, with certificates given to it as cert-manager would.
 type webhookProcess struct {
 	cmd    *exec.Cmd
-	log    *syncBuffer
+	log    *testenv.Buffer
 	exited chan struct{}
 }
 
@@ -298,7 +296,7 @@ func startWebhook(env *envtest.Environment, bin, work string, endpointCA []byte,
 		"--metrics-bind-address", "0", "--health-probe-bind-address", "0",
 		"--persister-image", persisterImage, "--output-endpoint-url", endpointURL)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfigPath)
-	p := &webhookProcess{cmd: cmd, log: &syncBuffer{}, exited: make(chan struct{})}
+	p := &webhookProcess{cmd: cmd, log: &testenv.Buffer{}, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.log, p.log
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -416,24 +414,4 @@ func writeServingCert(dir string) ([]byte, error) {
 		return nil, err
 	}
 	return certPEM, os.WriteFile(filepath.Join(dir, "tls.key"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600)
-}
-
-// syncBuffer collects a process's output while it runs.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-var _ io.Writer = (*syncBuffer)(nil)
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

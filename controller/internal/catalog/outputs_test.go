@@ -31,6 +31,7 @@ import (
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
 	"code.cloudfoundry.org/quarks-job/api/upload"
 	"code.cloudfoundry.org/quarks-job/controller/internal/outputendpoint/uploadtest"
+	"code.cloudfoundry.org/quarks-job/controller/internal/testenv"
 )
 
 // outputFile is the file every output case's container declares, and
@@ -534,7 +535,7 @@ func podOf(ctx context.Context, t *testing.T, job *batchv1.Job) *corev1.Pod {
 // persisterProcess is the persister binary running for a pod.
 type persisterProcess struct {
 	cmd    *exec.Cmd
-	log    *syncBuffer
+	log    *testenv.Buffer
 	exited chan struct{}
 }
 
@@ -573,7 +574,7 @@ func startPersister(ctx context.Context, t *testing.T, pod *corev1.Pod, root str
 	}
 	cmd := exec.Command(persisterBin)
 	cmd.Env = env
-	p := &persisterProcess{cmd: cmd, log: &syncBuffer{}, exited: make(chan struct{})}
+	p := &persisterProcess{cmd: cmd, log: &testenv.Buffer{}, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.log, p.log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

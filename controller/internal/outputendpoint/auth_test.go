@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"code.cloudfoundry.org/quarks-job/api/upload"
+	"code.cloudfoundry.org/quarks-job/controller/internal/testenv"
 )
 
 func TestPlausibleToken(t *testing.T) {
@@ -164,13 +165,13 @@ func TestTarpitHoldsABoundedNumber(t *testing.T) {
 		held.Add(1)
 		go func() { defer held.Done(); l.tarpit(ctx, "10.0.0.1") }()
 	}
-	eventually(t, 10*time.Second, func() string {
+	testenv.Eventually(t, 10*time.Second, "the tarpit holding its bound", func() error {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		if n := l.tarpitted["10.0.0.1"]; n != maxTarpitted {
-			return fmt.Sprintf("%d requests held, want %d", n, maxTarpitted)
+			return fmt.Errorf("%d requests held, want %d", n, maxTarpitted)
 		}
-		return ""
+		return nil
 	})
 	start := time.Now()
 	l.tarpit(ctx, "10.0.0.1") // beyond the bound: at once

@@ -3,6 +3,7 @@ package outputendpoint
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -20,6 +21,7 @@ import (
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
 	"code.cloudfoundry.org/quarks-job/api/upload"
 	"code.cloudfoundry.org/quarks-job/controller/internal/outputendpoint/uploadtest"
+	"code.cloudfoundry.org/quarks-job/controller/internal/testenv"
 )
 
 func fullSpec() *qjv1.Output {
@@ -221,11 +223,11 @@ func TestUploadRefused(t *testing.T) {
 	// The deleted pod's token is no longer valid.
 	tok := token(t, r.pod, upload.Audience)
 	must(t, k8s.Delete(context.Background(), r.pod, client.GracePeriodSeconds(0)))
-	eventually(t, 10*time.Second, func() string {
+	testenv.Eventually(t, 10*time.Second, "the deleted pod's token refused", func() error {
 		if status, answer := post(t, tok, files(goodOutput)); status == http.StatusOK {
-			return "an upload with the token of a deleted pod was accepted: " + strings.Join(answer.Problems, "; ")
+			return errors.New("an upload with the token of a deleted pod was accepted: " + strings.Join(answer.Problems, "; "))
 		}
-		return ""
+		return nil
 	})
 }
 
@@ -425,11 +427,11 @@ func TestHeldUntilExitCodes(t *testing.T) {
 	}
 
 	exit(t, late.pod, map[string]int32{"gen": 0})
-	eventually(t, 30*time.Second, func() string {
+	testenv.Eventually(t, 30*time.Second, "the held upload persisted", func() error {
 		if res := result(t, late.job); res == nil || res.Pending || !res.Persisted {
-			return fmt.Sprintf("the held upload was not persisted: %+v", res)
+			return fmt.Errorf("the held upload was not persisted: %+v", res)
 		}
-		return ""
+		return nil
 	})
 	written := secret(t, ns, "late")
 	if string(written.Data["a"]) != "b" {
@@ -442,11 +444,11 @@ func TestHeldUntilExitCodes(t *testing.T) {
 	if again := secret(t, ns, "late"); again.ResourceVersion != written.ResourceVersion {
 		t.Fatal("a retry of a persisted upload wrote its Secret again")
 	}
-	eventually(t, 10*time.Second, func() string {
+	testenv.Eventually(t, 10*time.Second, "the persisted held upload dropped", func() error {
 		if slices.Contains(secretNamesIn(t, testHoldNamespace), heldName(late.pod.UID)) {
-			return "the held upload was kept after it was persisted"
+			return errors.New("the held upload was kept after it was persisted")
 		}
-		return ""
+		return nil
 	})
 
 	// A held upload of a container that failed is settled as failed.
@@ -456,11 +458,11 @@ func TestHeldUntilExitCodes(t *testing.T) {
 		t.Fatalf("status %d %+v", status, answer)
 	}
 	exit(t, failed.pod, map[string]int32{"gen": 3})
-	eventually(t, 30*time.Second, func() string {
+	testenv.Eventually(t, 30*time.Second, "the failed container's held upload settled", func() error {
 		if res := result(t, failed.job); res == nil || res.Pending || res.Succeeded || len(res.Secrets) != 0 {
-			return fmt.Sprintf("the held upload of a failed container was not settled: %+v", res)
+			return fmt.Errorf("the held upload of a failed container was not settled: %+v", res)
 		}
-		return ""
+		return nil
 	})
 	if slices.Contains(secretNamesIn(t, ns), "failed") {
 		t.Fatal("output of a failed container was written")
@@ -479,11 +481,11 @@ func TestHeldUntilExitCodes(t *testing.T) {
 		t.Fatalf("retry: status %d %+v", status, answer)
 	}
 	exit(t, retried.pod, map[string]int32{"gen": 1})
-	eventually(t, 30*time.Second, func() string {
+	testenv.Eventually(t, 30*time.Second, "the superseded held upload settled", func() error {
 		if res := podResult(t, retried.job, retried.pod.Name); res == nil || res.Pending || !strings.Contains(strings.Join(res.Problems, ""), "a later attempt, persisted its output first") {
-			return fmt.Sprintf("the superseded held upload was not settled: %+v", res)
+			return fmt.Errorf("the superseded held upload was not settled: %+v", res)
 		}
-		return ""
+		return nil
 	})
 	if s := secret(t, ns, "retried"); string(s.Data["v"]) != "retry" {
 		t.Fatalf("a failed attempt's held output replaced its retry's: %v", s.Data)
@@ -497,11 +499,11 @@ func TestHeldUntilExitCodes(t *testing.T) {
 		t.Fatalf("status %d %+v", status, answer)
 	}
 	must(t, k8s.Delete(context.Background(), gone.pod, client.GracePeriodSeconds(0)))
-	eventually(t, 30*time.Second, func() string {
+	testenv.Eventually(t, 30*time.Second, "the deleted pod's held upload dropped", func() error {
 		if slices.Contains(secretNamesIn(t, testHoldNamespace), heldName(gone.pod.UID)) {
-			return "the held upload of a deleted pod was kept"
+			return errors.New("the held upload of a deleted pod was kept")
 		}
-		return ""
+		return nil
 	})
 	if res := result(t, gone.job); res == nil || !res.Pending || res.Persisted || slices.Contains(secretNamesIn(t, ns), "gone") {
 		t.Fatalf("a dropped upload wrote output or changed its record: %+v", res)
@@ -532,11 +534,11 @@ func TestForgedHeldUploadIsIgnored(t *testing.T) {
 		t.Fatalf("status %d %+v", status, answer)
 	}
 	exit(t, honest.pod, map[string]int32{"gen": 0})
-	eventually(t, 30*time.Second, func() string {
+	testenv.Eventually(t, 30*time.Second, "the genuine held upload persisted", func() error {
 		if res := result(t, honest.job); res == nil || !res.Persisted {
-			return fmt.Sprintf("the genuine held upload was not persisted: %+v", res)
+			return fmt.Errorf("the genuine held upload was not persisted: %+v", res)
 		}
-		return ""
+		return nil
 	})
 	if slices.Contains(secretNamesIn(t, ns), "victim-creds") || result(t, victim.job) != nil {
 		t.Fatal("a held upload planted in the run's namespace was persisted")

@@ -22,7 +22,6 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -30,6 +29,7 @@ import (
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
 	"code.cloudfoundry.org/quarks-job/api/upload"
 	"code.cloudfoundry.org/quarks-job/controller/internal/outputendpoint/uploadtest"
+	"code.cloudfoundry.org/quarks-job/controller/internal/testenv"
 )
 
 // testRun is a QuarksJob with one run: its Job and one pod.
@@ -211,19 +211,6 @@ func secretNamesIn(t testing.TB, ns string) []string {
 	return names
 }
 
-// eventually polls until check returns "" or the timeout, then fails with its message.
-func eventually(t testing.TB, timeout time.Duration, check func() string) {
-	t.Helper()
-	msg := ""
-	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
-		msg = check()
-		return msg == "", nil
-	})
-	if err != nil {
-		t.Fatal(msg)
-	}
-}
-
 // eventNotes lists "reason: note" of the Events regarding the QuarksJob.
 func eventNotes(t testing.TB, qjob *qjv1.QuarksJob) []string {
 	t.Helper()
@@ -242,14 +229,14 @@ func eventNotes(t testing.TB, qjob *qjv1.QuarksJob) []string {
 // note contains want.
 func expectEvent(t testing.TB, qjob *qjv1.QuarksJob, reason, want string) {
 	t.Helper()
-	eventually(t, 10*time.Second, func() string {
+	testenv.Eventually(t, 10*time.Second, "the Event", func() error {
 		notes := eventNotes(t, qjob)
 		for _, n := range notes {
 			if strings.HasPrefix(n, reason+": ") && strings.Contains(n, want) {
-				return ""
+				return nil
 			}
 		}
-		return fmt.Sprintf("no %s Event on QuarksJob %s mentions %q; events: %q", reason, qjob.Name, want, notes)
+		return fmt.Errorf("no %s Event on QuarksJob %s mentions %q; events: %q", reason, qjob.Name, want, notes)
 	})
 }
 

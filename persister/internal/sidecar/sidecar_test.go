@@ -1,7 +1,6 @@
 package sidecar
 
 import (
-	"bytes"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -11,33 +10,16 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	upload "code.cloudfoundry.org/quarks-job/api/upload/protocol"
 	"code.cloudfoundry.org/quarks-job/persister/internal/collect"
+	"code.cloudfoundry.org/quarks-job/persister/internal/testlog"
 	"code.cloudfoundry.org/quarks-job/persister/internal/uploader"
 )
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func setup(t *testing.T, handler http.HandlerFunc) (Config, *syncBuffer, func()) {
+func setup(t *testing.T, handler http.HandlerFunc) (Config, *testlog.Buffer, func()) {
 	t.Helper()
 	root := t.TempDir()
 	for _, c := range []string{"gen", "quiet"} {
@@ -54,7 +36,7 @@ func setup(t *testing.T, handler http.HandlerFunc) (Config, *syncBuffer, func())
 	if err := os.WriteFile(token, []byte("tok"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	return Config{
 		Root:     root,
@@ -125,7 +107,7 @@ func TestRunGivesUpWithinTheTimeout(t *testing.T) {
 }
 
 func TestRunMisconfiguredStillWaitsAndExits(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	cfg := Config{Root: t.TempDir(), ConfigError: errors.New("QUARKS_JOB_OUTPUT_URL is not set"), Log: slog.New(slog.NewTextHandler(logs, nil))}
 	terminate := make(chan struct{})
 	code := make(chan int)

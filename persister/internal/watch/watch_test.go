@@ -1,36 +1,17 @@
 package watch
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"code.cloudfoundry.org/quarks-job/persister/internal/collect"
+	"code.cloudfoundry.org/quarks-job/persister/internal/testlog"
 )
-
-// syncBuffer is a log sink safe for the watcher's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 func TestWatcherLogsProblemsAsFilesAppear(t *testing.T) {
 	root := t.TempDir()
@@ -44,7 +25,7 @@ func TestWatcherLogsProblemsAsFilesAppear(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var logs syncBuffer
+	var logs testlog.Buffer
 	checked := make(chan string, 100)
 	w := &Watcher{
 		Root:     root,
@@ -98,7 +79,7 @@ func TestWatcherLogsProblemsAsFilesAppear(t *testing.T) {
 }
 
 func TestWatcherMissingDirectoryDoesNotBlock(t *testing.T) {
-	var logs syncBuffer
+	var logs testlog.Buffer
 	w := &Watcher{Root: t.TempDir(), Declared: collect.Declared{"ghost": {"a.json"}}, Log: slog.New(slog.NewTextHandler(&logs, nil))}
 	ctx, cancel := context.WithCancel(context.Background())
 	stopped := make(chan struct{})

@@ -11,6 +11,7 @@ import (
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
 	"code.cloudfoundry.org/quarks-job/controller/internal/runs"
+	"code.cloudfoundry.org/quarks-job/controller/internal/testenv"
 )
 
 // BenchmarkConfigChangeFanOut changes one ConfigMap that 500 one-offs
@@ -38,7 +39,7 @@ func BenchmarkConfigChangeFanOut(b *testing.B) {
 			finishJob(b, ns, fmt.Sprintf("q%d-1", i), true)
 			return nil
 		})
-		eventually(b, "first runs recorded", func() error {
+		testenv.Eventually(b, 20*time.Second, "first runs recorded", func() error {
 			list := &qjv1.QuarksJobList{}
 			if err := k8s.List(ctx, list); err != nil {
 				return err

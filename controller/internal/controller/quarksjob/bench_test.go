@@ -20,6 +20,7 @@ import (
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
 	"code.cloudfoundry.org/quarks-job/controller/internal/latencies"
 	"code.cloudfoundry.org/quarks-job/controller/internal/runs"
+	"code.cloudfoundry.org/quarks-job/controller/internal/testenv"
 )
 
 // Benchmarks against the envtest API server: figures 7 (fan-in) and 8
@@ -79,7 +80,7 @@ func BenchmarkTriggerToJob(b *testing.B) {
 		inParallel(b, triggers, parallelism, func(i int) error {
 			return k8s.Create(ctx, newQJob(ns, fmt.Sprintf("errand%d", i), qjv1.StrategyManual))
 		})
-		waitSettled(b, ns, triggers)
+		testenv.WaitSettled(b, k8s, ns, triggers)
 		jw := watchJobs(b, ns)
 		measured := make([]time.Duration, 0, triggers)
 		for i := range triggers {
@@ -134,32 +135,6 @@ func triggerFloor(b *testing.B, n, parallelism int) []time.Duration {
 		took = append(took, time.Since(start))
 	}
 	return took
-}
-
-// waitSettled waits until the controller has written the status of the n
-// QuarksJobs of ns, so that it is idle.
-func waitSettled(b *testing.B, ns string, n int) {
-	b.Helper()
-	deadline := time.Now().Add(5 * time.Minute)
-	for {
-		list := &qjv1.QuarksJobList{}
-		if err := k8s.List(ctx, list, client.InNamespace(ns)); err != nil {
-			b.Fatal(err)
-		}
-		settled := 0
-		for _, q := range list.Items {
-			if q.Status.ObservedGeneration == q.Generation {
-				settled++
-			}
-		}
-		if settled == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("the controller wrote the status of %d of %d QuarksJobs in 5 minutes", settled, n)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // BenchmarkFanIn (figure 7) creates 100, then 1,000 QuarksJobs with strategy

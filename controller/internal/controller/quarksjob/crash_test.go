@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -14,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
+	"code.cloudfoundry.org/quarks-job/controller/internal/testenv"
 )
 
 var errCrashed = errors.New("injected crash")
@@ -107,7 +109,7 @@ func newCrashHarness(t *testing.T, crashAt int64) *crashHarness {
 // await waits for f, restarting a crashed operator meanwhile.
 func (h *crashHarness) await(what string, f func() error) {
 	h.t.Helper()
-	eventually(h.t, what, func() error {
+	testenv.Eventually(h.t, 20*time.Second, what, func() error {
 		if h.crashing.crashed.Load() && h.restarts == 0 {
 			h.op.stop()
 			h.restarts++

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
+	"code.cloudfoundry.org/quarks-job/controller/internal/testenv"
 )
 
 // forgedJob is a Job someone who may create Jobs makes to pass for a run of
@@ -60,7 +61,7 @@ func TestForgedJobsAreNoRuns(t *testing.T) {
 		}
 	}
 	finishJob(t, ns, "victim-99", true)
-	eventually(t, "a ForeignJob Event", func() error {
+	testenv.Eventually(t, 20*time.Second, "a ForeignJob Event", func() error {
 		if !strings.Contains(strings.Join(eventReasons(t, ns, "victim"), ","), "ForeignJob") {
 			return fmt.Errorf("events: %v", eventReasons(t, ns, "victim"))
 		}
@@ -124,7 +125,7 @@ func TestOtherJobsAreNotCached(t *testing.T) {
 	if err := k8s.Create(ctx, claim); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the labeled Job in the cache", func() error {
+	testenv.Eventually(t, 20*time.Second, "the labeled Job in the cache", func() error {
 		return op.cache.Get(ctx, client.ObjectKeyFromObject(claim), &batchv1.Job{})
 	})
 	// The cache has seen the later Job, so it has passed the earlier one.

@@ -21,25 +21,13 @@ import (
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
 	"code.cloudfoundry.org/quarks-job/controller/internal/outputendpoint/uploadtest"
+	"code.cloudfoundry.org/quarks-job/controller/internal/testenv"
 )
 
 var ctx = context.Background()
 
 func skipNameValidation() config.Controller {
 	return config.Controller{SkipNameValidation: ptr.To(true)}
-}
-
-// eventually polls f until it returns nil, failing the test after 20 s with f's last error.
-func eventually(t testing.TB, what string, f func() error) {
-	t.Helper()
-	var last error
-	err := wait.PollUntilContextTimeout(context.Background(), 25*time.Millisecond, 20*time.Second, true, func(context.Context) (bool, error) {
-		last = f()
-		return last == nil, nil
-	})
-	if err != nil {
-		t.Fatalf("%s: %v", what, last)
-	}
 }
 
 // consistently checks f for d and fails at its first error.
@@ -103,7 +91,7 @@ func expectJobs(want ...string) func(t testing.TB, ns string) error {
 
 func waitJobs(t testing.TB, ns string, want ...string) {
 	t.Helper()
-	eventually(t, "waiting for Jobs", func() error { return expectJobs(want...)(t, ns) })
+	testenv.Eventually(t, 20*time.Second, "waiting for Jobs", func() error { return expectJobs(want...)(t, ns) })
 }
 
 func keepJobs(t testing.TB, ns string, d time.Duration, want ...string) {
@@ -116,7 +104,7 @@ func keepJobs(t testing.TB, ns string, d time.Duration, want ...string) {
 // controller creates every run's Job suspended.
 func finishJob(t testing.TB, ns, name string, succeeded bool) {
 	t.Helper()
-	eventually(t, "waiting for Job "+name+" to be resumed", func() error {
+	testenv.Eventually(t, 20*time.Second, "waiting for Job "+name+" to be resumed", func() error {
 		job := &batchv1.Job{}
 		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, job); err != nil {
 			return err
@@ -167,7 +155,7 @@ func finishJob(t testing.TB, ns, name string, succeeded bool) {
 func waitStatus(t testing.TB, ns, name string, check func(*qjv1.QuarksJob) error) *qjv1.QuarksJob {
 	t.Helper()
 	var qjob *qjv1.QuarksJob
-	eventually(t, "waiting for the QuarksJob's status", func() error {
+	testenv.Eventually(t, 20*time.Second, "waiting for the QuarksJob's status", func() error {
 		qjob = getQJob(t, ns, name)
 		return check(qjob)
 	})

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
+	"code.cloudfoundry.org/quarks-job/controller/internal/testenv"
 )
 
 func TestOnceRunsOnceThenDone(t *testing.T) {
@@ -52,7 +53,7 @@ func TestOnceRunsOnceThenDone(t *testing.T) {
 	// The succeeded run's Job is deleted; its record stays in the status.
 	waitJobs(t, ns)
 	keepJobs(t, ns, time.Second)
-	eventually(t, "events", func() error {
+	testenv.Eventually(t, 20*time.Second, "events", func() error {
 		if got := strings.Join(eventReasons(t, ns, "setup"), ","); got != "RunStarted,RunSucceeded" {
 			return fmt.Errorf("events = %s", got)
 		}
@@ -167,7 +168,7 @@ func TestFailedRunKeepsItsJobUntilTheNextRun(t *testing.T) {
 
 	setStrategy(t, ns, "flaky", qjv1.StrategyNow)
 	waitJobs(t, ns, "flaky-2")
-	eventually(t, "events", func() error {
+	testenv.Eventually(t, 20*time.Second, "events", func() error {
 		if got := strings.Join(eventReasons(t, ns, "flaky"), ","); got != "RunStarted,RunFailed,RunStarted" {
 			return fmt.Errorf("events = %s", got)
 		}

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
+	"code.cloudfoundry.org/quarks-job/controller/internal/testenv"
 )
 
 // TestRunWhosePodsCannotBeCreatedFails: the test API server has no Job
@@ -27,7 +28,7 @@ func TestRunWhosePodsCannotBeCreatedFails(t *testing.T) {
 	}
 	waitStatus(t, ns, "blocked", lastRun(1, qjv1.RunRunning))
 	job := &batchv1.Job{}
-	eventually(t, "the run's Job resumed", func() error {
+	testenv.Eventually(t, 20*time.Second, "the run's Job resumed", func() error {
 		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "blocked-1"}, job); err != nil {
 			return err
 		}
@@ -52,7 +53,7 @@ func TestRunWhosePodsCannotBeCreatedFails(t *testing.T) {
 	if msg := q.Status.LastRun.Message; !strings.Contains(msg, "no pod of Job blocked-1 started within 2s") || !strings.Contains(msg, refusal) {
 		t.Errorf("run 1 message = %q; want the timeout and the API's refusal", msg)
 	}
-	eventually(t, "the ended run's Job suspended", func() error {
+	testenv.Eventually(t, 20*time.Second, "the ended run's Job suspended", func() error {
 		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "blocked-1"}, job); err != nil {
 			return err
 		}
@@ -82,7 +83,7 @@ func TestInvalidQuarksJobFailsItsRun(t *testing.T) {
 	if names := jobNames(t, ns); len(names) != 0 {
 		t.Errorf("Jobs of an invalid QuarksJob: %v", names)
 	}
-	eventually(t, "a RunFailed Event", func() error {
+	testenv.Eventually(t, 20*time.Second, "a RunFailed Event", func() error {
 		if reasons := eventReasons(t, ns, "ghost"); !slices.Contains(reasons, "RunFailed") {
 			return fmt.Errorf("events: %v", reasons)
 		}
@@ -90,7 +91,7 @@ func TestInvalidQuarksJobFailsItsRun(t *testing.T) {
 	})
 
 	// Corrected, the next trigger runs.
-	eventually(t, "the corrected spec", func() error {
+	testenv.Eventually(t, 20*time.Second, "the corrected spec", func() error {
 		q := getQJob(t, ns, "ghost")
 		q.Spec.Output.OutputMap = qjv1.OutputMap{"main": {"a.json": {Name: "ghost-a"}}}
 		q.Spec.Trigger.Strategy = qjv1.StrategyNow
