@@ -80,6 +80,7 @@ func command(v *viper.Viper) *cobra.Command {
 	f.String("persister-image", "", "the persister image the webhook injects; when set, uploads from pods whose persister runs an image of another repository are refused")
 	f.Int64("output-max-bytes-in-flight", outputendpoint.DefaultMaxBytesInFlight, "upload bytes the output endpoint holds in memory at once; more uploads wait or are asked to retry")
 	f.Int("output-max-secrets-per-upload", output.DefaultMaxSecrets, "Secrets one upload may make (a fan-out output makes one per key); a file beyond it is refused with a message on the run")
+	f.Float64("output-secret-writes-per-second", outputendpoint.DefaultSecretWritesPerSecond, "output Secrets written per second for the uploads of one namespace (burst twice as many); each namespace has its own share")
 	f.Float64("output-token-reviews-per-second", outputendpoint.DefaultTokenReviewsPerSecond, "TokenReviews the output endpoint spends per second on tokens it has not seen")
 	v.SetEnvPrefix(envPrefix)
 	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
@@ -189,6 +190,7 @@ func run(v *viper.Viper) error {
 				MaxBytesInFlight:      v.GetInt64("output-max-bytes-in-flight"),
 				TokenReviewsPerSecond: v.GetFloat64("output-token-reviews-per-second"),
 				MaxSecretsPerUpload:   v.GetInt("output-max-secrets-per-upload"),
+				SecretWritesPerSecond: v.GetFloat64("output-secret-writes-per-second"),
 			},
 		})
 		if err != nil {

@@ -5,16 +5,22 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
 	"code.cloudfoundry.org/quarks-job/api/upload"
 	"code.cloudfoundry.org/quarks-job/controller/internal/output"
+	"code.cloudfoundry.org/quarks-job/controller/internal/outputendpoint/uploadtest"
+	"code.cloudfoundry.org/quarks-job/controller/internal/secretwriter"
+	"code.cloudfoundry.org/quarks-job/controller/internal/testenv"
 )
 
 // TestFanOutOf5000Secrets: 50 pods of one run each upload a fan-out file of
@@ -119,5 +125,65 @@ func TestFanOutBeyondTheBound(t *testing.T) {
 	must(t, k8s.Get(context.Background(), client.ObjectKeyFromObject(r.qjob), qjob))
 	if u := qjob.Status.LastRun.Uploads; len(u) != 1 || u[0].Persisted || !strings.Contains(strings.Join(u[0].Problems, "\n"), want) {
 		t.Errorf("recorded uploads %+v; want one, not persisted, with the problem", u)
+	}
+}
+
+// TestSecretWritesAreBudgetedPerNamespace: while one namespace's large
+// fan-out waits for its share of Secret writes, another namespace's upload
+// is written at once; the large one still writes every Secret.
+func TestSecretWritesAreBudgetedPerNamespace(t *testing.T) {
+	const keys, perSecond = 200, 20 // 40 at once, then 20/s: about 8 s
+	httpClient, err := rest.HTTPClientFor(restConfig)
+	must(t, err)
+	h := &handler{client: k8s, reader: k8s, writer: &secretwriter.Writer{Client: k8s, Reader: k8s},
+		exitCodeTimeout: testExitCodeTimeout, log: logr.Discard(), persisterImage: testPersisterImage,
+		limits: newLimits(Limits{SecretWritesPerSecond: perSecond})}
+	h.issuer, err = newIssuer(restConfig, httpClient, logr.Discard())
+	must(t, err)
+	srv := httptest.NewTLSServer(h)
+	defer srv.Close()
+	c := uploadtest.Client{URL: srv.URL + upload.Path, HTTP: srv.Client()}
+
+	bigNS, smallNS := newNamespace(t), newNamespace(t)
+	big := newRun(t, bigNS, "big", &qjv1.Output{DeletePolicy: qjv1.OutputDelete,
+		OutputMap: qjv1.OutputMap{"fan": {"many.json": {Name: "many", PersistenceMethod: qjv1.PersistFanOut}}}}, "fan")
+	small := newRun(t, smallNS, "small", &qjv1.Output{OutputMap: qjv1.OutputMap{"gen": {"out.json": {Name: "small-out"}}}}, "gen")
+	exit(t, big.pod, map[string]int32{"fan": 0})
+	exit(t, small.pod, map[string]int32{"gen": 0})
+
+	content := map[string]string{}
+	for k := range keys {
+		content[fmt.Sprintf("k%03d", k)] = "v"
+	}
+	body, err := json.Marshal(content)
+	must(t, err)
+	bigDone := make(chan error, 1)
+	go func() {
+		status, answer, err := c.Post(context.Background(), token(t, big.pod, upload.Audience), files(map[string]map[string]string{"fan": {"many.json": string(body)}}))
+		if err == nil && (status != http.StatusOK || len(answer.Problems) > 0) {
+			err = fmt.Errorf("status %d, problems %v", status, answer.Problems)
+		}
+		bigDone <- err
+	}()
+	testenv.Eventually(t, 10*time.Second, "the large fan-out writing", func() error {
+		if n := len(secretNamesIn(t, bigNS)); n < 2*perSecond {
+			return fmt.Errorf("%d of its Secrets written", n)
+		}
+		return nil
+	})
+
+	status, answer, err := c.Post(context.Background(), token(t, small.pod, upload.Audience), files(map[string]map[string]string{"gen": {"out.json": `{"k":"v"}`}}))
+	must(t, err)
+	if status != http.StatusOK || len(answer.Secrets) != 1 {
+		t.Fatalf("the other namespace's upload: status %d %+v", status, answer)
+	}
+	select {
+	case err := <-bigDone:
+		t.Fatalf("the large fan-out ended before the other namespace's upload was written (%v): its writes were not paced", err)
+	default:
+	}
+	must(t, <-bigDone)
+	if n := len(secretNamesIn(t, bigNS)); n < keys {
+		t.Errorf("%d of the large fan-out's %d Secrets written", n, keys)
 	}
 }

@@ -29,6 +29,11 @@ type Limits struct {
 	// TokenReviewBurst is the burst of TokenReviews allowed per namespace
 	// or address.
 	TokenReviewBurst int
+	// SecretWritesPerSecond bounds the output Secrets written per second
+	// for the uploads of one namespace, with a burst of twice as many: one
+	// namespace's large fan-outs wait for its own share, not for others'.
+	// Default DefaultSecretWritesPerSecond.
+	SecretWritesPerSecond float64
 	// MaxSecretsPerUpload bounds the Secrets one upload may make (a fan-out
 	// makes one per key); beyond it the file that crosses it is refused with
 	// a message on the run (output.Compute). Default output.DefaultMaxSecrets.
@@ -41,6 +46,7 @@ const (
 	DefaultBusyWait              = 5 * time.Second
 	DefaultTokenReviewsPerSecond = 50
 	DefaultTokenReviewBurst      = 100
+	DefaultSecretWritesPerSecond = 500
 	// reviewedTTL is how long a token's review is reused: a pod-bound token
 	// stays valid for its pod's life, and every upload reads the pod again.
 	reviewedTTL = time.Minute
@@ -60,6 +66,7 @@ type limits struct {
 
 	reviewRate  rate.Limit
 	reviewBurst int
+	writeRate   rate.Limit
 	// anonymousLog bounds the log lines of refusals before a pod is known.
 	anonymousLog *rate.Limiter
 
@@ -94,11 +101,15 @@ func newLimits(l Limits) *limits {
 	if l.TokenReviewBurst <= 0 {
 		l.TokenReviewBurst = DefaultTokenReviewBurst
 	}
+	if l.SecretWritesPerSecond <= 0 {
+		l.SecretWritesPerSecond = DefaultSecretWritesPerSecond
+	}
 	return &limits{
 		bytes: semaphore.NewWeighted(l.MaxBytesInFlight), maxBytes: l.MaxBytesInFlight, busyWait: l.BusyWait,
 		maxSecrets: l.MaxSecretsPerUpload,
 		reviewRate: rate.Limit(l.TokenReviewsPerSecond), reviewBurst: l.TokenReviewBurst,
-		tokens: map[[32]byte]reviewed{}, budgets: map[string]*rate.Limiter{}, tarpitted: map[string]int{}, tarpitDelay: tarpitDelay,
+		writeRate: rate.Limit(l.SecretWritesPerSecond),
+		tokens:    map[[32]byte]reviewed{}, budgets: map[string]*rate.Limiter{}, tarpitted: map[string]int{}, tarpitDelay: tarpitDelay,
 		anonymousLog: rate.NewLimiter(1, 10),
 	}
 }
@@ -129,6 +140,11 @@ func (l *limits) awaitReview(ctx context.Context, who string) error {
 		return refuse(http.StatusTooManyRequests, "too many uploads with tokens not seen before from %s; try again", who)
 	}
 	return nil
+}
+
+// writes is the budget of output Secret writes of namespace's uploads.
+func (l *limits) writes(namespace string) *rate.Limiter {
+	return l.budget("secret writes in namespace "+namespace, l.writeRate, max(1, int(2*l.writeRate)))
 }
 
 // refusedRecently answers 429 for an address that spent its budget of

@@ -126,12 +126,17 @@ type writeResult struct {
 func (h *handler) writeAll(ctx context.Context, qjob *qjv1.QuarksJob, secrets []output.Secret) []writeResult {
 	results := make([]writeResult, len(secrets))
 	slots := make(chan struct{}, writeConcurrency)
+	writes := h.limits.writes(qjob.Namespace)
 	var wg sync.WaitGroup
 	for i := range secrets {
 		slots <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-slots }()
 			r := &results[i]
+			if r.err = writes.Wait(ctx); r.err != nil {
+				r.err = fmt.Errorf("waiting for namespace %s's share of Secret writes: %w", qjob.Namespace, r.err)
+				return
+			}
 			r.written, r.adopted, r.err = h.writer.Write(ctx, qjob, secrets[i])
 		})
 	}
