@@ -34,6 +34,18 @@ DEBIAN_PACKAGES := containerd runc containernetworking-plugins iptables iproute2
 E2E_TIMEOUT     ?= 20m
 E2E_FLAGS       ?=
 
+# A suite on a cluster: the pieces the local, chaos and kind recipes share.
+# always_down starts a recipe whose cluster comes down however it ends ($(1) names the step, $(2)
+# brings the cluster down); the recipe exits with the first failure's code.
+always_down = trap 'exit 130' INT TERM; trap 'echo "--- $(1)"; $(2) || exit 1' EXIT;
+# e2e_env is the environment of the e2e suite against the cluster of kubeconfig $(1), pulling the
+# images from registry $(2).
+e2e_env = KUBECONFIG=$(1) KUBECTL=$(KUBE_BIN)/kubectl E2E_REGISTRY=$(2) E2E_IMAGE_PULL_POLICY=Always
+# The local cluster's steps.
+local_down = $(CLUSTER) down $(CLUSTER_FLAGS)
+local_up = echo "--- cluster-up"; $(CLUSTER) up $(CLUSTER_FLAGS)
+local_images = echo "--- images"; $(IMAGES) build --out $(IMAGES_DIR) $(IMAGE_BUILD_FLAGS) --push $(REGISTRY) $(PRODUCT_IMAGES) $(E2E_IMAGES)
+
 
 ##@ Local cluster (no Docker; needs root)
 
@@ -81,12 +93,9 @@ images: cluster-tools ## Build the operator, persister and webhook images withou
 # again.
 .PHONY: test-e2e-local
 test-e2e-local: kube cluster-packages cluster-tools base-images ## cluster-up, images, the e2e suite, cluster-down (always), then the cluster lifecycle test.
-	@trap 'exit 130' INT TERM; \
-	trap 'echo "--- cluster-down"; $(CLUSTER) down $(CLUSTER_FLAGS) || exit 1' EXIT; \
-	echo "--- cluster-up"; $(CLUSTER) up $(CLUSTER_FLAGS); \
-	echo "--- images"; $(IMAGES) build --out $(IMAGES_DIR) $(IMAGE_BUILD_FLAGS) --push $(REGISTRY) $(PRODUCT_IMAGES) $(E2E_IMAGES); \
-	echo "--- e2e suite"; cd e2e && KUBECONFIG=$(CLUSTER_KUBECONFIG) KUBECTL=$(KUBE_BIN)/kubectl \
-		E2E_REGISTRY=$(REGISTRY) E2E_IMAGE_PULL_POLICY=Always \
+	@$(call always_down,cluster-down,$(local_down)) \
+	$(local_up); $(local_images); \
+	echo "--- e2e suite"; cd e2e && $(call e2e_env,$(CLUSTER_KUBECONFIG),$(REGISTRY)) \
 		go test -tags e2e -count=1 -timeout $(E2E_TIMEOUT) $(E2E_FLAGS) ./...; \
 	echo "--- release e2e (two releases of a clone, helm install and upgrade from the registry)"; \
 	cd $(CURDIR)/tools && go build -o $(TOOLS_BIN)/release ./cmd/release; \
@@ -106,11 +115,9 @@ CHAOS_REPORT  := $(BIN)/chaos/last.md
 
 .PHONY: chaos
 chaos: kube cluster-packages cluster-tools base-images ## Faults under load on the local cluster: controller SIGKILLs, failover, an API server restart, 1,000 outputs; prints a pass/fail table.
-	@trap 'exit 130' INT TERM; \
-	trap 'echo "--- cluster-down"; $(CLUSTER) down $(CLUSTER_FLAGS) || exit 1' EXIT; \
-	echo "--- cluster-up"; $(CLUSTER) up $(CLUSTER_FLAGS); \
-	echo "--- images"; $(IMAGES) build --out $(IMAGES_DIR) $(IMAGE_BUILD_FLAGS) --push $(REGISTRY) $(PRODUCT_IMAGES) $(E2E_IMAGES); \
-	echo "--- chaos suite"; cd e2e && KUBECONFIG=$(CLUSTER_KUBECONFIG) E2E_REGISTRY=$(REGISTRY) E2E_IMAGE_PULL_POLICY=Always \
+	@$(call always_down,cluster-down,$(local_down)) \
+	$(local_up); $(local_images); \
+	echo "--- chaos suite"; cd e2e && $(call e2e_env,$(CLUSTER_KUBECONFIG),$(REGISTRY)) \
 		CHAOS_PODS=$(CHAOS_PODS) CHAOS_REPORT=$(CHAOS_REPORT) \
 		CHAOS_RESTART_APISERVER="$(CLUSTER) restart kube-apiserver --down 15s $(CLUSTER_FLAGS)" \
 		go test -tags e2e,chaos -count=1 -v -run '^TestChaos$$' -timeout $(CHAOS_TIMEOUT) ./product/

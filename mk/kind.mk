@@ -85,12 +85,10 @@ kind-down: ## Delete the kind cluster $(KIND_CLUSTER), its registry and (when un
 # recipe exits with the first failure's code.
 .PHONY: e2e
 e2e: kind kind-node-image kind-images ## Create a kind cluster (1 control plane, 2 workers) from the offline node image, serve the images to it, run the e2e suite, delete the cluster (always).
-	@trap 'exit 130' INT TERM; \
-	trap 'echo "--- kind-down"; $(MAKE) --no-print-directory -C $(CURDIR) kind-down || exit 1' EXIT; \
+	@$(call always_down,kind-down,$(MAKE) --no-print-directory -C $(CURDIR) kind-down) \
 	echo "--- kind-up"; $(MAKE) --no-print-directory kind-create; \
 	echo "--- registry"; $(MAKE) --no-print-directory kind-registry; \
-	echo "--- e2e suite"; cd e2e && KUBECONFIG=$(KIND_KUBECONFIG) KUBECTL=$(KUBE_BIN)/kubectl \
-		E2E_REGISTRY=$(KIND_REGISTRY_HOST) E2E_IMAGE_PULL_POLICY=Always \
+	echo "--- e2e suite"; cd e2e && $(call e2e_env,$(KIND_KUBECONFIG),$(KIND_REGISTRY_HOST)) \
 		go test -tags e2e -count=1 -timeout $(E2E_TIMEOUT) $(E2E_FLAGS) ./...
 
 .PHONY: e2e-kind-down
