@@ -187,3 +187,45 @@ func TestSecretWritesAreBudgetedPerNamespace(t *testing.T) {
 		t.Errorf("%d of the large fan-out's %d Secrets written", n, keys)
 	}
 }
+
+// TestRefusedUploadIsNotedOnTheRun: an upload refused because the endpoint
+// is busy is noted on the run (so a persister that gives up leaves a true
+// message); the pod's next upload replaces the note.
+func TestRefusedUploadIsNotedOnTheRun(t *testing.T) {
+	httpClient, err := rest.HTTPClientFor(restConfig)
+	must(t, err)
+	h := &handler{client: k8s, reader: k8s, writer: &secretwriter.Writer{Client: k8s, Reader: k8s},
+		exitCodeTimeout: testExitCodeTimeout, log: logr.Discard(), persisterImage: testPersisterImage,
+		limits: newLimits(Limits{BusyWait: 50 * time.Millisecond})}
+	h.issuer, err = newIssuer(restConfig, httpClient, logr.Discard())
+	must(t, err)
+	srv := httptest.NewTLSServer(h)
+	defer srv.Close()
+	c := uploadtest.Client{URL: srv.URL + upload.Path, HTTP: srv.Client()}
+
+	r := newRun(t, newNamespace(t), "busy", &qjv1.Output{OutputMap: qjv1.OutputMap{"gen": {"out.json": {Name: "busy-out"}}}}, "gen")
+	exit(t, r.pod, map[string]int32{"gen": 0})
+	req := files(map[string]map[string]string{"gen": {"out.json": `{"k":"v"}`}})
+
+	// Every byte in flight is taken: the upload is refused busy.
+	must(t, h.limits.bytes.Acquire(context.Background(), h.limits.maxBytes))
+	status, _, err := c.Post(context.Background(), token(t, r.pod, upload.Audience), req)
+	must(t, err)
+	if status != http.StatusServiceUnavailable {
+		t.Fatalf("status %d with no room, want 503", status)
+	}
+	res := podResult(t, r.job, r.pod.Name)
+	if res == nil || res.Persisted || !strings.Contains(strings.Join(res.Problems, ""), "its upload was received and refused: the output endpoint is busy") {
+		t.Fatalf("the run's record of the refused upload: %+v", res)
+	}
+
+	h.limits.bytes.Release(h.limits.maxBytes)
+	status, answer, err := c.Post(context.Background(), token(t, r.pod, upload.Audience), req)
+	must(t, err)
+	if status != http.StatusOK || len(answer.Secrets) != 1 {
+		t.Fatalf("the retry: status %d %+v", status, answer)
+	}
+	if res := podResult(t, r.job, r.pod.Name); res == nil || !res.Persisted || len(res.Problems) != 0 {
+		t.Fatalf("the retry did not replace the note: %+v", res)
+	}
+}

@@ -92,6 +92,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	release, err := h.limits.admitBody(r.Context(), r)
 	if err != nil {
+		h.noteRefusal(r.Context(), log, run, err)
 		h.refused(w, r, ref, err)
 		return
 	}
@@ -101,10 +102,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			h.refused(w, r, ref, refuse(http.StatusRequestEntityTooLarge, "upload is larger than %d bytes", maxBodyBytes))
-			return
+			err = refuse(http.StatusRequestEntityTooLarge, "upload is larger than %d bytes", maxBodyBytes)
+		} else {
+			err = refuse(http.StatusBadRequest, "%v", err)
 		}
-		h.refused(w, r, ref, refuse(http.StatusBadRequest, "%v", err))
+		h.noteRefusal(r.Context(), log, run, err)
+		h.refused(w, r, ref, err)
 		return
 	}
 

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
@@ -16,6 +18,27 @@ import (
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
 	"code.cloudfoundry.org/quarks-job/api/upload"
 )
+
+// noteRefusal records on the run that an upload of its pod was received and
+// refused, and why, when the run holds nothing of that pod yet: if the
+// persister gives up, the run's message says what happened to its upload,
+// not that none was received. A later upload of the pod replaces the note;
+// the note never replaces what the run holds of the pod. One write per pod at
+// most; a failure to write is only logged.
+func (h *handler) noteRefusal(ctx context.Context, log logr.Logger, run *run, refusal error) {
+	if slices.ContainsFunc(run.record.Uploads, func(u qjv1.OutputUpload) bool { return u.Pod == run.pod.Name }) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), noteTimeout)
+	defer cancel()
+	result := upload.Result{Pod: run.pod.Name, Index: completionIndex(run.pod), Problems: []string{"its upload was received and refused: " + refusal.Error()}}
+	if err := h.record(ctx, run, result, false); err != nil {
+		log.Error(err, "recording a refused upload on the run")
+	}
+}
+
+// noteTimeout bounds the write of a refusal's note.
+const noteTimeout = 5 * time.Second
 
 // recordAttempts bounds the conflicting writes of one result: the uploads of
 // a run's other pods append meanwhile.
@@ -28,6 +51,12 @@ const recordAttempts = 8
 // pods of one run append to the list without conflicting; a pod's second
 // upload replaces its entry, checked against the resourceVersion.
 func (h *handler) recordResult(ctx context.Context, run *run, result upload.Result) error {
+	return h.record(ctx, run, result, true)
+}
+
+// record stores result as recordResult does; without replace, only when the
+// run holds nothing of the pod yet.
+func (h *handler) record(ctx context.Context, run *run, result upload.Result, replace bool) error {
 	result.Truncate() // the record stays small whatever the output
 	for range recordAttempts {
 		qjob := &qjv1.QuarksJob{}
@@ -47,7 +76,7 @@ func (h *handler) recordResult(ctx context.Context, run *run, result upload.Resu
 		}
 		i := slices.IndexFunc(last.Uploads, func(u qjv1.OutputUpload) bool { return u.Pod == result.Pod })
 		switch {
-		case i >= 0 && equality.Semantic.DeepEqual(last.Uploads[i], result):
+		case i >= 0 && (!replace || equality.Semantic.DeepEqual(last.Uploads[i], result)):
 			return nil
 		case i >= 0:
 			ops = append(ops, jsonPatchOp{Op: "test", Path: "/metadata/resourceVersion", Value: qjob.ResourceVersion},
