@@ -325,7 +325,9 @@ func ranSpecImages(pod *corev1.Pod, persisterImage string) string {
 			continue // not yet reported
 		}
 		if st.Name == upload.PersisterContainerName && persisterImage != "" {
-			if sameRepository(st.Image, persisterImage) {
+			// A persister pinned by digest may be reported by its image ID
+			// ("sha256:…"); its imageID still names the repository it came from.
+			if sameRepository(st.Image, persisterImage) || (isImageID(st.Image) && sameRepository(st.ImageID, persisterImage)) {
 				continue
 			}
 		} else if SameImage(st.Image, st.ImageID, spec) {
@@ -355,6 +357,10 @@ func SameImage(image, imageID, spec string) bool {
 	}
 	return false
 }
+
+// isImageID reports whether a container status's image is the image's ID
+// rather than a reference, as runtimes report images pulled by digest.
+func isImageID(image string) bool { return strings.HasPrefix(image, "sha256:") }
 
 // sameRepository reports whether two image references name the same
 // repository, whatever their tags and digests.

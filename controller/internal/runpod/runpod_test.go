@@ -100,6 +100,11 @@ func TestCheck(t *testing.T) {
 			p.Spec.InitContainers[0].Image = "quarks/persister:1.1.0"
 			p.Status.InitContainerStatuses[0].Image = "docker.io/quarks/persister:1.1.0"
 		}, ""},
+		{"a persister pinned by digest, reported by its image ID", func(_ *batchv1.Job, p *corev1.Pod) {
+			p.Spec.InitContainers[0].Image = "quarks/persister:1.0.0@sha256:4444444444444444444444444444444444444444444444444444444444444444"
+			p.Status.InitContainerStatuses[0].Image = "sha256:5555555555555555555555555555555555555555555555555555555555555555"
+			p.Status.InitContainerStatuses[0].ImageID = "docker.io/quarks/persister@sha256:4444444444444444444444444444444444444444444444444444444444444444"
+		}, ""},
 		{"containers not yet reported", func(_ *batchv1.Job, p *corev1.Pod) {
 			p.Status.ContainerStatuses, p.Status.InitContainerStatuses = nil, nil
 		}, ""},
@@ -163,6 +168,10 @@ func TestCheck(t *testing.T) {
 		{"another uploader", func(_ *batchv1.Job, p *corev1.Pod) {
 			p.Spec.InitContainers[0].Image = "tenant/uploader"
 		}, "its persister runs image"},
+		{"an uploader reported by its image ID", func(_ *batchv1.Job, p *corev1.Pod) {
+			p.Status.InitContainerStatuses[0].Image = "sha256:5555555555555555555555555555555555555555555555555555555555555555"
+			p.Status.InitContainerStatuses[0].ImageID = "docker.io/tenant/uploader@sha256:4444444444444444444444444444444444444444444444444444444444444444"
+		}, `container "output-persist" ran image`},
 		{"an uploader that ran instead of the persister", func(_ *batchv1.Job, p *corev1.Pod) {
 			p.Status.InitContainerStatuses[0].Image = "docker.io/tenant/uploader:latest"
 		}, `container "output-persist" ran image`},
