@@ -64,20 +64,18 @@ func (h *handler) authenticate(ctx context.Context, r *http.Request) (podRef, er
 		tokenChecks.WithLabelValues("cached").Inc()
 		return seen.ref, seen.err
 	}
-	// An address whose requests keep being refused is answered 429 before
-	// its tokens cost a signature check.
+	// A token that is refused is charged to its source address: once the
+	// address has spent its refusals, its refused requests are answered 429,
+	// each held a while first. A token the issuer signed never is: pods
+	// behind one address (a node that masquerades their traffic) may be the
+	// attacker's and the victim's.
 	address := sourceAddress(r)
-	if err := h.limits.refusedRecently(address); err != nil {
+	ref, err := h.verify(ctx, token, address, now)
+	var he *httpError
+	if errors.As(err, &he) && he.status == http.StatusUnauthorized && !h.limits.chargeRefusal(address) {
 		tokenChecks.WithLabelValues("throttled").Inc()
 		h.limits.tarpit(ctx, address)
-		return podRef{}, err
-	}
-	ref, err := h.verify(ctx, token, address, now)
-	if err != nil {
-		var he *httpError
-		if errors.As(err, &he) && he.status == http.StatusUnauthorized {
-			h.limits.chargeRefusal(address)
-		}
+		return podRef{}, refuse(http.StatusTooManyRequests, "too many refused uploads from address %s; try again", address)
 	}
 	return ref, err
 }

@@ -147,20 +147,6 @@ func (l *limits) writes(namespace string) *rate.Limiter {
 	return l.budget("secret writes in namespace "+namespace, l.writeRate, max(1, int(2*l.writeRate)))
 }
 
-// refusedRecently answers 429 for an address that spent its budget of
-// refused requests (refusalsPerSecond, refusalBurst): a pod that keeps
-// sending tokens no one issued is slowed down before its tokens are even
-// checked.
-func (l *limits) refusedRecently(address string) error {
-	l.mu.Lock()
-	b := l.budgets[refusalsFrom+address]
-	l.mu.Unlock()
-	if b != nil && b.Tokens() < 1 {
-		return refuse(http.StatusTooManyRequests, "too many refused uploads from address %s; try again", address)
-	}
-	return nil
-}
-
 // tarpit holds a request of a throttled address for l.tarpitDelay before it
 // is answered, at most maxTarpitted at once per address: a client that
 // ignores Retry-After sends at the pace of its connections, not of the
@@ -194,9 +180,11 @@ const (
 	maxTarpitted = 32
 )
 
-// chargeRefusal spends one of address's refused requests.
-func (l *limits) chargeRefusal(address string) {
-	l.budget(refusalsFrom+address, refusalsPerSecond, refusalBurst).Allow()
+// chargeRefusal spends one of address's refused requests (refusalsPerSecond,
+// refusalBurst), false when it has none left: a pod that keeps sending tokens
+// no one issued is slowed down.
+func (l *limits) chargeRefusal(address string) bool {
+	return l.budget(refusalsFrom+address, refusalsPerSecond, refusalBurst).Allow()
 }
 
 // An address's budget of refused requests: a pod's own token is refused
