@@ -23,7 +23,8 @@ var (
 	tokenChecks = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "quarks_job_output_token_checks_total",
 		Help: "Bearer tokens of uploads checked, by outcome: cached (reviewed recently), not-issued (refused by the issuer's keys, no review), " +
-			"throttled (429 before a review), reviewed-namespace or reviewed-address (a TokenReview charged to the token's verified namespace, or to the source address when the issuer's keys cannot be read).",
+			"throttled (answered 429: a namespace past its reviews, or, of the not-issued, those of an address past its refusals), " +
+			"reviewed-namespace or reviewed-address (a TokenReview charged to the token's verified namespace, or to the source address when the issuer's keys cannot be read).",
 	}, []string{"outcome"})
 	outputBytes = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "quarks_job_output_bytes_total",
