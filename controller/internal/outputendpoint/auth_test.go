@@ -56,13 +56,7 @@ func TestReviewBudgetsAreNamespaces(t *testing.T) {
 	attacker := newPod(t, attackerNS, "attacker", nil, "gen")
 	victim := newPod(t, victimNS, "victim", nil, "gen")
 
-	authenticate := func(bearer, from string) error {
-		r := httptest.NewRequest(http.MethodPost, upload.Path, nil)
-		r.Header.Set("Authorization", "Bearer "+bearer)
-		r.RemoteAddr = from + ":40000"
-		_, err := h.authenticate(context.Background(), r)
-		return err
-	}
+	authenticate := func(bearer, from string) error { return authenticateFrom(h, bearer, from) }
 	status := func(err error) int {
 		var he *httpError
 		if errors.As(err, &he) {
@@ -119,6 +113,15 @@ func TestReviewBudgetsAreNamespaces(t *testing.T) {
 	}
 }
 
+// authenticateFrom has h authenticate a request with bearer from address.
+func authenticateFrom(h *handler, bearer, address string) error {
+	r := httptest.NewRequest(http.MethodPost, upload.Path, nil)
+	r.Header.Set("Authorization", "Bearer "+bearer)
+	r.RemoteAddr = address + ":40000"
+	_, err := h.authenticate(context.Background(), r)
+	return err
+}
+
 // tokenKeyID reads the key ID of a signed token's header.
 func tokenKeyID(t *testing.T, token string) string {
 	t.Helper()
@@ -137,13 +140,7 @@ func TestReviewBudgetsWithoutIssuerKeys(t *testing.T) {
 		issuer: &issuer{fetch: func(context.Context) ([]byte, error) { return nil, errors.New("forbidden") }}}
 	h.limits.tarpitDelay = time.Millisecond
 	victim := newPod(t, newNamespace(t), "victim", nil, "gen")
-	authenticate := func(bearer, from string) error {
-		r := httptest.NewRequest(http.MethodPost, upload.Path, nil)
-		r.Header.Set("Authorization", "Bearer "+bearer)
-		r.RemoteAddr = from + ":40000"
-		_, err := h.authenticate(context.Background(), r)
-		return err
-	}
+	authenticate := func(bearer, from string) error { return authenticateFrom(h, bearer, from) }
 	for i := range 6 {
 		err := authenticate(fmt.Sprintf("eyJhbGciOiJSUzI1NiJ9.eyJuIjo%dfQ.c2ln", i), "10.0.0.1")
 		var he *httpError
