@@ -179,7 +179,7 @@ type outcome struct {
 // a rolling upgrade another replica may serve the version, so the persister
 // tries again until its upload timeout. A pod whose output is persisted
 // keeps its record.
-func (h *handler) unsupportedProtocol(w http.ResponseWriter, r *http.Request, log logr.Logger, run *run, speaks string) {
+func (h *handler) unsupportedProtocol(w http.ResponseWriter, r *http.Request, log logr.Logger, run *origin, speaks string) {
 	persister := "of unknown version"
 	if v, ok := strings.CutPrefix(r.UserAgent(), upload.UserAgentPrefix); ok && plainVersion(v) {
 		persister = v

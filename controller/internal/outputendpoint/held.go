@@ -157,13 +157,13 @@ func (h *handler) listHeld(ctx context.Context) (*metav1.PartialObjectMetadataLi
 const heldNotice = "the controller holds the upload and persists it when the kubelet reports the exit codes"
 
 // heldBefore reports whether the run records a held upload of the pod.
-func heldBefore(run *run) bool {
+func heldBefore(run *origin) bool {
 	return slices.ContainsFunc(run.record.Uploads, func(u qjv1.OutputUpload) bool { return u.Pod == run.pod.Name && u.Pending })
 }
 
 // recordedDone is the pod's upload the run records as done (every declaring
 // container exited 0 and the output was written), if there is one.
-func recordedDone(run *run) *upload.Result {
+func recordedDone(run *origin) *upload.Result {
 	for i := range run.record.Uploads {
 		if u := &run.record.Uploads[i]; u.Pod == run.pod.Name && u.Succeeded && u.Persisted && !u.Pending {
 			return u
@@ -278,7 +278,7 @@ func (o *holder) settle(ctx context.Context, item *metav1.PartialObjectMetadata)
 // laterAttempt names the pod of the run that persisted its output, in place
 // of the held pod (the same completion index, or any pod of a Job without
 // indexes), when the held pod's declaring containers did not all exit 0.
-func laterAttempt(run *run, states map[string]output.ContainerState) string {
+func laterAttempt(run *origin, states map[string]output.ContainerState) string {
 	if output.AllExitedZero(outputSpec(run), states) {
 		return ""
 	}

@@ -34,7 +34,7 @@ func (n *notices) add(eventType, reason, message string) {
 const maxNote = 1000
 
 // emit records the notices as Events on the QuarksJob, related to the Job.
-func (h *handler) emit(run *run, n notices) {
+func (h *handler) emit(run *origin, n notices) {
 	if h.recorder == nil {
 		return
 	}

@@ -23,7 +23,7 @@ import (
 // outputSpec is the spec the controller snapshotted in the run's record when
 // it created the Job: nothing on the Job or pod decides what is written.
 // Nothing declared: every uploaded file is ignored.
-func outputSpec(run *run) *qjv1.Output {
+func outputSpec(run *origin) *qjv1.Output {
 	if run.record.Output == nil {
 		return &qjv1.Output{}
 	}
@@ -34,7 +34,7 @@ func outputSpec(run *run) *qjv1.Output {
 // the containers' states (waitErr says why some are not known yet), writes
 // the Secrets, records the Result in the run's record and emits Events. A held upload
 // (see held.go) is recorded as pending rather than asked to be retried.
-func (h *handler) persist(ctx context.Context, log logr.Logger, run *run, req *upload.Request,
+func (h *handler) persist(ctx context.Context, log logr.Logger, run *origin, req *upload.Request,
 	states map[string]output.ContainerState, waitErr error, held bool) outcome {
 	result := upload.Result{Pod: run.pod.Name, Index: completionIndex(run.pod)}
 	var retry string
@@ -146,7 +146,7 @@ func (h *handler) writeAll(ctx context.Context, qjob *qjv1.QuarksJob, secrets []
 
 // waitForExitCodes reads the pod from the API server until the kubelet has
 // reported the exit code of every declaring container, or the timeout.
-func (h *handler) waitForExitCodes(ctx context.Context, run *run, spec *qjv1.Output) (map[string]output.ContainerState, error) {
+func (h *handler) waitForExitCodes(ctx context.Context, run *origin, spec *qjv1.Output) (map[string]output.ContainerState, error) {
 	deadline := time.Now().Add(h.exitCodeTimeout)
 	delay := 100 * time.Millisecond
 	pod := run.pod

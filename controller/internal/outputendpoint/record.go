@@ -25,7 +25,7 @@ import (
 // not that none was received. A later upload of the pod replaces the note;
 // the note never replaces what the run holds of the pod. One write per pod at
 // most; a failure to write is only logged.
-func (h *handler) noteRefusal(ctx context.Context, log logr.Logger, run *run, refusal error) {
+func (h *handler) noteRefusal(ctx context.Context, log logr.Logger, run *origin, refusal error) {
 	if slices.ContainsFunc(run.record.Uploads, func(u qjv1.OutputUpload) bool { return u.Pod == run.pod.Name }) {
 		return
 	}
@@ -50,13 +50,13 @@ const recordAttempts = 8
 // run that ended or was replaced meanwhile keeps what it had. Uploads of the
 // pods of one run append to the list without conflicting; a pod's second
 // upload replaces its entry, checked against the resourceVersion.
-func (h *handler) recordResult(ctx context.Context, run *run, result upload.Result) error {
+func (h *handler) recordResult(ctx context.Context, run *origin, result upload.Result) error {
 	return h.record(ctx, run, result, true)
 }
 
 // record stores result as recordResult does; without replace, only when the
 // run holds nothing of the pod yet.
-func (h *handler) record(ctx context.Context, run *run, result upload.Result, replace bool) error {
+func (h *handler) record(ctx context.Context, run *origin, result upload.Result, replace bool) error {
 	result.Truncate() // the record stays small whatever the output
 	for range recordAttempts {
 		qjob := &qjv1.QuarksJob{}

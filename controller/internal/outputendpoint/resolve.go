@@ -14,9 +14,9 @@ import (
 	"code.cloudfoundry.org/quarks-job/controller/internal/runpod"
 )
 
-// run is the pod an upload came from, its Job, its QuarksJob, and the run
+// origin is the pod an upload came from, its Job, its QuarksJob, and the run
 // record that makes the Job a run: the QuarksJob status's lastRun.
-type run struct {
+type origin struct {
 	pod    *corev1.Pod
 	job    *batchv1.Job
 	qjob   *qjv1.QuarksJob
@@ -29,7 +29,7 @@ type run struct {
 // which only the controller writes: its current run's record must hold the
 // UID of the Job that controls the pod, and the pod must be what the Job
 // controller and the webhook make of that Job's template (runpod.Check).
-func (h *handler) resolve(ctx context.Context, ref podRef) (*run, error) {
+func (h *handler) resolve(ctx context.Context, ref podRef) (*origin, error) {
 	if h.watches != nil {
 		watched, err := h.watches(ctx, ref.Namespace)
 		if err != nil {
@@ -75,7 +75,7 @@ func (h *handler) resolve(ctx context.Context, ref podRef) (*run, error) {
 	if why := runpod.Check(pod, job, h.persisterImage); why != "" {
 		return nil, refuse(http.StatusForbidden, "pod %s/%s is not a pod of run %d of QuarksJob %s: %s", ref.Namespace, ref.Name, record.Number, qjob.Name, why)
 	}
-	return &run{pod: pod, job: job, qjob: qjob, record: record}, nil
+	return &origin{pod: pod, job: job, qjob: qjob, record: record}, nil
 }
 
 // currentRun returns the QuarksJob's record of the run whose Job is job. Only
