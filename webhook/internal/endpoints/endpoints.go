@@ -15,7 +15,7 @@ import (
 
 	qjv1 "code.cloudfoundry.org/quarks-job/api/quarksjob/v1alpha1"
 	"code.cloudfoundry.org/quarks-job/webhook/internal/inject"
-	"code.cloudfoundry.org/quarks-job/webhook/internal/validate"
+	"code.cloudfoundry.org/quarks-job/webhook/internal/qjobadmission"
 )
 
 // Paths of the admission handlers on the webhook server.
@@ -40,8 +40,8 @@ func Register(server webhook.Server, scheme *runtime.Scheme, cfg inject.Config, 
 	}
 	pods := &webhook.Admission{Handler: &inject.Handler{Config: cfg, CABundle: caBundle, Decoder: admission.NewDecoder(scheme)}}
 	server.Register(PodPath, wrap(pods))
-	server.Register(QuarksJobDefaultPath, wrap(validate.DefaultingWebhook(scheme)))
-	server.Register(QuarksJobValidatePath, wrap(admission.WithValidator[*qjv1.QuarksJob](scheme, validate.Validator{})))
+	server.Register(QuarksJobDefaultPath, wrap(qjobadmission.DefaultingWebhook(scheme)))
+	server.Register(QuarksJobValidatePath, wrap(admission.WithValidator[*qjv1.QuarksJob](scheme, qjobadmission.Validator{})))
 }
 
 // Service is where the API server reaches the webhook.

@@ -1,6 +1,6 @@
-// Package validate is the QuarksJob admission webhook: it applies the rules
+// Package qjobadmission is the QuarksJob admission webhook: it applies the rules
 // of package validation (shared with the controller) at admission.
-package validate
+package qjobadmission
 
 import (
 	"context"
