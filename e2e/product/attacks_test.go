@@ -167,7 +167,7 @@ func (e *tenv) largeDryRunPodsWhile(victim func()) string {
 				case ctx.Err() != nil:
 					return
 				case err != nil:
-					answer = "refused: " + clippedReason(err)
+					answer = "refused: " + string(apierrors.ReasonForError(err))
 				}
 				mu.Lock()
 				answers[answer]++
@@ -184,14 +184,6 @@ func (e *tenv) largeDryRunPodsWhile(victim func()) string {
 	}
 	slices.Sort(parts)
 	return strings.Join(parts, "; ")
-}
-
-// clippedReason is the kind of an API error, for counting answers.
-func clippedReason(err error) string {
-	if status, ok := err.(apierrors.APIStatus); ok {
-		return string(status.Status().Reason)
-	}
-	return "error"
 }
 
 // hugeFanOutJob is a QuarksJob whose one container writes fanOutFiles fan-out files of
